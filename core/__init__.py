@@ -1,0 +1,1 @@
+"""Core package: scenes, the DenseScan annotation pipeline, datasets, models, training and evaluation."""

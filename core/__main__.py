@@ -1,0 +1,27 @@
+"""`python -m core <command>`: every job of the core package is one command here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.scene import cli as scene_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="DenseScan core: scenes, synthetic data, annotation pipeline, evaluation.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    scene_cli.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

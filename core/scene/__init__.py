@@ -1,0 +1,1 @@
+"""Scenes: ScanNet I/O, geometry, superpoints, rendering, and the synthetic scene generator."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -136,7 +137,6 @@ class Scene:
     meta: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # optional parts that were missing
     label_map: LabelMap | None = None
-    _superpoints: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def load(
@@ -192,19 +192,16 @@ class Scene:
 
     # ----------------------------------------------------------------------------------- derived views
 
-    @property
+    @cached_property
     def superpoints(self) -> np.ndarray:
         """(N,) superpoint ids relabelled 0..K-1: segs.json when present, else computed from the mesh."""
-        if self._superpoints is None:
-            from core.scene.superpoints import relabel_consecutive, segment_mesh
+        from core.scene.superpoints import relabel_consecutive, segment_mesh
 
-            if self.segments is not None:
-                self._superpoints = relabel_consecutive(self.segments)
-            else:
-                self._superpoints = segment_mesh(self.mesh.vertices, self.mesh.faces)
-        return self._superpoints
+        if self.segments is not None:
+            return relabel_consecutive(self.segments)
+        return segment_mesh(self.mesh.vertices, self.mesh.faces)
 
-    @property
+    @cached_property
     def vertex_instance(self) -> np.ndarray:
         """(N,) object id of each vertex, -1 where unannotated."""
         out = np.full(self.mesh.num_vertices, -1, dtype=np.int32)

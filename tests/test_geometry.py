@@ -64,7 +64,7 @@ def test_visibility_depth_test_and_range() -> None:
             [0.0, 0.0, 2.5],  # behind the surface: occluded
             [0.0, 0.0, 0.05],  # nearer than 0.1 m
             [100.0, 0.0, 2.0],  # outside the image
-            [-1.27, 0.0, 2.0],  # projects into the unmeasured strip (u = 2.5)
+            [-1.27, 0.0, 2.0],  # projects into the unmeasured strip (u = 2.5 -> pixel 3)
         ]
     )
     vis = visible_points(pts, pose, K, depth, tolerance=0.05)

@@ -102,8 +102,9 @@ def visible_points(
     cam = world_to_camera(np.asarray(points_world, dtype=np.float64), pose_c2w)
     uv, z = project(cam, K_depth)
     h, w = depth_map.shape
-    ui = np.floor(uv[:, 0]).astype(np.int64)
-    vi = np.floor(uv[:, 1]).astype(np.int64)
+    # Pixel centres sit at whole numbers (as in `backproject_depth` and the renderer): round, not floor.
+    ui = np.floor(uv[:, 0] + 0.5).astype(np.int64)
+    vi = np.floor(uv[:, 1] + 0.5).astype(np.int64)
     ok = (z >= near) & (z <= far) & (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
     measured = np.zeros(len(z), dtype=np.float64)
     measured[ok] = depth_map[vi[ok], ui[ok]]

@@ -47,8 +47,8 @@ def frame_visible_mask(
     in_range = (z >= near) & (z <= far)
     idx = np.flatnonzero(in_range)
     zi = z[idx]
-    u = np.floor(cam[idx, 0] * np.float32(K[0, 0]) / zi + np.float32(K[0, 2])).astype(np.int64)
-    v = np.floor(cam[idx, 1] * np.float32(K[1, 1]) / zi + np.float32(K[1, 2])).astype(np.int64)
+    u = np.floor(cam[idx, 0] * np.float32(K[0, 0]) / zi + np.float32(K[0, 2] + 0.5)).astype(np.int64)
+    v = np.floor(cam[idx, 1] * np.float32(K[1, 1]) / zi + np.float32(K[1, 2] + 0.5)).astype(np.int64)
     inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
     idx, u, v, zi = idx[inside], u[inside], v[inside], zi[inside]
     measured = depth[v, u]

@@ -145,6 +145,7 @@ def build_scene(out: Path, index: int, seed: int, config: SynthConfig, label_map
         "room_type": room.room_type,
         "extent": [float(x) for x in room.extent],
         "split": split,
+        "axis_alignment": alignment.tolist(),
         "objects": [
             {
                 "object_id": o.object_id,
@@ -171,7 +172,14 @@ def load_facts(out: Path, scene_id: str):
         ObjectInfo(o["object_id"], o["label"], np.array(o["box"]), o["color_name"], o["attributes"])
         for o in data["objects"]
     ]
-    return SceneFacts(data["scene_id"], data["room_type"], np.array(data["extent"]), objects, data["split"])
+    return SceneFacts(
+        data["scene_id"],
+        data["room_type"],
+        np.array(data["extent"]),
+        objects,
+        data["split"],
+        np.array(data["axis_alignment"]),
+    )
 
 
 def generate_dataset(

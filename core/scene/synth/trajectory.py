@@ -16,7 +16,7 @@ from core.scene.objects import ObjectInfo
 def _free_loop(extent: np.ndarray, obstacles: list[ObjectInfo], eye_height: float, n: int) -> np.ndarray:
     """(n, 2) xy points on a closed loop inset from the walls, pushed out of tall furniture."""
     w, d = float(extent[0]), float(extent[1])
-    inset_x, inset_y = min(1.0, 0.3 * w), min(1.0, 0.3 * d)
+    inset_x, inset_y = min(0.9, 0.3 * w), min(0.9, 0.3 * d)
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     # A rounded rectangle (superellipse) follows the walls better than an ellipse in long rooms.
     rx, ry = w / 2 - inset_x, d / 2 - inset_y
@@ -55,7 +55,9 @@ def handheld_trajectory(
     centre = np.array([w / 2, d / 2])
 
     k = np.arange(num_frames)
-    outward_part = int(num_frames * 0.6)
+    # Mostly look across the room (objects along the far walls and in the middle, at a useful distance);
+    # a shorter stretch looks down at the furniture beside the path.
+    outward_part = int(num_frames * 0.25)
     poses = np.empty((num_frames, 4, 4))
     sway = rng.uniform(0.5, 0.9)  # how far (rad) the gaze swings left and right of its main direction
     phase = rng.uniform(0, 2 * np.pi)
@@ -64,10 +66,11 @@ def handheld_trajectory(
         radial = path[i] - centre
         radial = radial / (np.linalg.norm(radial) + 1e-9)
         base = np.arctan2(radial[1], radial[0])
-        if i >= outward_part:  # second part: look back across the room
+        down = np.deg2rad(38) if i < outward_part else np.deg2rad(20)
+        if i >= outward_part:  # look back across the room
             base += np.pi
         yaw = base + sway * np.sin(2 * np.pi * i / 55.0 + phase)
-        pitch = -np.deg2rad(22) + np.deg2rad(10) * np.sin(2 * np.pi * i / 37.0 + 2 * phase)
+        pitch = -down + np.deg2rad(8) * np.sin(2 * np.pi * i / 37.0 + 2 * phase)
         gaze = np.array([np.cos(yaw) * np.cos(pitch), np.sin(yaw) * np.cos(pitch), np.sin(pitch)])
         jitter = rng.normal(0, 0.004, 3)  # hand shake
         poses[i] = look_at(eye + jitter, eye + gaze + rng.normal(0, 0.01, 3))

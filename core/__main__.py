@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.eval import cli as eval_cli
 from core.scene import cli as scene_cli
 
 
@@ -15,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     scene_cli.register(commands)
+    eval_cli.register(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The DenseScan annotation pipeline: views, isolation, highlights, fusion, verification, narratives."""

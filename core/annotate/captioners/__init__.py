@@ -1,0 +1,1 @@
+"""Captioner backends: `grounded` (offline default), `openai` (OpenAI-compatible server), `hf` (local)."""

@@ -50,10 +50,10 @@ def scene_summary(scene) -> dict:
         "categories": len(scene.categories),
         "superpoints": int(scene.superpoints.max()) + 1 if scene.mesh.num_vertices else 0,
         "superpoints_source": "segs.json" if scene.segments is not None else "computed",
-        "frame_layout": frames.layout if frames else None,
-        "frames": len(frames) if frames else 0,
-        "frames_skipped": len(frames.skipped) if frames else 0,
-        "skip_reasons": frames.skipped_reasons() if frames else {},
+        "frame_layout": frames.layout if frames is not None else None,
+        "frames": len(frames) if frames is not None else 0,
+        "frames_skipped": len(frames.skipped) if frames is not None else 0,
+        "skip_reasons": frames.skipped_reasons() if frames is not None else {},
         "notes": scene.notes,
     }
 

@@ -1,0 +1,83 @@
+"""`make_captioner(name, ...)`: the one place that turns `--captioner NAME` and its options into a captioner.
+
+Backends are imported only when chosen, so the offline default never loads httpx, torch or transformers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.annotate.captioners.base import Captioner
+
+if TYPE_CHECKING:
+    from core.annotate.captioners.cache import ResponseCache
+
+CAPTIONERS = ("grounded", "openai", "hf")
+
+
+class CaptionerError(Exception):
+    """A captioner cannot be built or cannot answer; the message names the option, endpoint or file."""
+
+
+def make_captioner(
+    name: str,
+    *,
+    api_base: str | None = None,
+    model: str | None = None,
+    model_path: str | Path | None = None,
+    concurrency: int = 32,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    send_facts: bool = False,
+    timeout: float = 120.0,
+    retries: int = 4,
+    batch_size: int = 8,
+    device: str | None = None,
+) -> Captioner:
+    """Build the captioner `name`; a missing or wrong option is a `CaptionerError` that says which."""
+    if name == "grounded":
+        from core.annotate.captioners.grounded import GroundedCaptioner
+
+        return GroundedCaptioner(seed=seed)
+
+    cache = _cache(cache_dir)
+    if name == "openai":
+        missing = [flag for flag, value in (("--api-base", api_base), ("--model", model)) if not value]
+        if missing:
+            raise CaptionerError(f"captioner 'openai' needs {' and '.join(missing)}")
+        from core.annotate.captioners.openai_backend import OpenAICaptioner
+
+        return OpenAICaptioner(
+            str(api_base),
+            str(model),
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+            cache=cache,
+            send_facts=send_facts,
+        )
+
+    if name == "hf":
+        if not model_path:
+            raise CaptionerError("captioner 'hf' needs --model-path (a local model directory)")
+        path = Path(model_path)
+        if not path.is_dir():
+            raise CaptionerError(f"captioner 'hf': model path {path} is not a directory")
+        if not (path / "config.json").is_file():
+            raise CaptionerError(
+                f"captioner 'hf': {path} has no config.json (not a transformers model folder)"
+            )
+        from core.annotate.captioners.hf_backend import HFCaptioner
+
+        return HFCaptioner(path, batch_size=batch_size, device=device, cache=cache, seed=seed)
+
+    raise CaptionerError(f"unknown captioner {name!r}; choose one of: {', '.join(CAPTIONERS)}")
+
+
+def _cache(cache_dir: str | Path | None) -> ResponseCache | None:
+    if cache_dir is None:
+        return None
+    from core.annotate.captioners.cache import ResponseCache
+
+    return ResponseCache(cache_dir)

@@ -1,0 +1,175 @@
+"""The DenseScan annotation record the pipeline writes and the export gives back, and its validation.
+
+`<annotations>/densescan.json` is a JSON list of records: the ScanRefer fields (`scene_id`, `object_id`,
+`object_name`, `ann_id`, `description`, `token`) plus `level`, `status` (the pipeline's verification
+outcome), `confidence` and `source`; scenario questions add `question`, `answer`, `answer_object_ids`.
+Any other field (claims, frame_id, image paths, ...) is kept as it is in `extra`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from review.errors import ReviewError
+
+ANNOTATION_FILE = "densescan.json"
+LEVELS = ("object", "frame", "scene", "scenario")
+PIPELINE_STATUSES = ("accepted", "flagged", "rejected")
+MODELED_FIELDS = frozenset(
+    {
+        "scene_id", "object_id", "object_name", "ann_id", "description", "token", "level", "status",
+        "confidence", "source", "question", "answer", "answer_object_ids",
+    }
+)  # fmt: skip
+MAX_REPORTED_PROBLEMS = 20
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*|'(?:s|re|ve|ll|d|m|t)\b|[^\sa-z0-9]")
+
+
+def tokenize(text: str) -> list[str]:
+    """ScanRefer-style tokens: lowercase words, with punctuation and clitics ("'s") as tokens of their own."""
+    return _TOKEN.findall(text.lower())
+
+
+@dataclass(frozen=True, order=True)
+class ItemKey:
+    """An item's identity: which scene, which kind of caption, which object, which annotation of it."""
+
+    scene_id: str
+    level: str
+    object_id: str
+    ann_id: str
+
+    def __str__(self) -> str:
+        return f"{self.scene_id}/{self.level}/{self.object_id}/{self.ann_id}"
+
+
+@dataclass(frozen=True)
+class PipelineRecord:
+    """One validated record of the pipeline's output."""
+
+    key: ItemKey
+    object_name: str
+    description: str
+    token: list[str]
+    status: str
+    confidence: float
+    source: str
+    question: str | None
+    answer: str | None
+    answer_object_ids: list[int] | None
+    extra: dict[str, Any]
+
+
+def _id_string(raw: dict[str, Any], field: str) -> str:
+    value = raw.get(field)
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+        raise ValueError(f"`{field}` must be a non-empty string, got {value!r}")
+    return str(value)
+
+
+def _text(raw: dict[str, Any], field: str, allow_empty: bool = False) -> str:
+    value = raw.get(field)
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise ValueError(f"`{field}` must be a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(raw: dict[str, Any], field: str, choices: tuple[str, ...]) -> str:
+    value = raw.get(field)
+    if value not in choices:
+        raise ValueError(f"`{field}` must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def parse_record(raw: Any) -> PipelineRecord:
+    """Validate one raw JSON record; a ValueError says which field is wrong and how."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"a record must be a JSON object, got {type(raw).__name__}")
+    level = _choice(raw, "level", LEVELS)
+    key = ItemKey(_id_string(raw, "scene_id"), level, _id_string(raw, "object_id"), _id_string(raw, "ann_id"))
+    confidence = raw.get("confidence")
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
+        raise ValueError(f"`confidence` must be a number in 0..1, got {confidence!r}")
+    question = answer = answer_ids = None
+    if level == "scenario":
+        question, answer = _text(raw, "question"), _text(raw, "answer")
+        answer_ids = raw.get("answer_object_ids")
+        if not isinstance(answer_ids, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in answer_ids
+        ):
+            raise ValueError(f"`answer_object_ids` must be a list of integers, got {answer_ids!r}")
+    description = _text(raw, "description", allow_empty=level == "scenario")
+    token = raw.get("token")
+    if token is None:
+        token = tokenize(description)
+    elif not isinstance(token, list) or not all(isinstance(t, str) for t in token):
+        raise ValueError("`token` must be a list of strings")
+    return PipelineRecord(
+        key=key,
+        object_name=_text(raw, "object_name"),
+        description=description,
+        token=list(token),
+        status=_choice(raw, "status", PIPELINE_STATUSES),
+        confidence=float(confidence),
+        source=_text(raw, "source"),
+        question=question,
+        answer=answer,
+        answer_object_ids=answer_ids,
+        extra={k: v for k, v in raw.items() if k not in MODELED_FIELDS},
+    )
+
+
+def _describe(raw: Any, index: int) -> str:
+    if isinstance(raw, dict):
+        parts = [str(raw.get(f, "?")) for f in ("scene_id", "level", "object_id", "ann_id")]
+        return f"record {index} ({'/'.join(parts)})"
+    return f"record {index}"
+
+
+def read_annotations(folder: str | Path) -> list[PipelineRecord]:
+    """Read and validate `<folder>/densescan.json` completely; any problem raises before anything is used."""
+    folder = Path(folder)
+    path = folder / ANNOTATION_FILE if folder.is_dir() else folder
+    if not path.is_file():
+        raise ReviewError(path, f"no annotation file (expected {ANNOTATION_FILE} in {folder})", code="input")
+    try:
+        raw_records = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ReviewError(path, f"not valid JSON: {exc}", code="input") from exc
+    if not isinstance(raw_records, list):
+        raise ReviewError(path, f"expected a JSON list of records, got {type(raw_records).__name__}", "input")
+
+    records: list[PipelineRecord] = []
+    problems: list[str] = []
+    first_seen: dict[ItemKey, int] = {}
+    for index, raw in enumerate(raw_records):
+        try:
+            record = parse_record(raw)
+        except ValueError as exc:
+            problems.append(f"{_describe(raw, index)}: {exc}")
+            continue
+        if record.key in first_seen:
+            problems.append(f"{_describe(raw, index)}: same item key as record {first_seen[record.key]}")
+            continue
+        first_seen[record.key] = index
+        records.append(record)
+    if problems:
+        shown = "\n  ".join(problems[:MAX_REPORTED_PROBLEMS])
+        more = (
+            f"\n  ... and {len(problems) - MAX_REPORTED_PROBLEMS} more"
+            if len(problems) > MAX_REPORTED_PROBLEMS
+            else ""
+        )
+        raise ReviewError(
+            path, f"{len(problems)} malformed record(s), nothing imported:\n  {shown}{more}", code="input"
+        )
+    return records
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed in annotation files")

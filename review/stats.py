@@ -1,0 +1,159 @@
+"""Review statistics: items by level and status, per-annotator and per-category rates, and agreement.
+
+Rates count votes (approve, edit-and-approve, reject) that are not undone: acceptance rate is the share
+of votes that accept the caption (approve or edit), edit rate the share that corrected it, throughput
+the votes per hour of active time reported by the app. Agreement compares, on each item that two people
+reviewed, the first vote of each: Cohen's kappa on approve vs reject, and the character edit distance
+between their texts where both corrected it (the second person sees the first one's correction, so this
+measures how much the second changed it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from review.agreement import cohen_kappa, edit_distance, normalized_edit_distance
+from review.policy import accepts
+from review.schema import Decision, Item, Revision, User
+from review.views import Action
+
+
+@dataclass(frozen=True)
+class RateStats:
+    name: str
+    votes: int
+    approved: int
+    edited: int
+    rejected: int
+    skipped: int
+    undone: int
+    active_seconds: float
+    throughput_per_hour: float | None
+    acceptance_rate: float | None
+    edit_rate: float | None
+
+
+@dataclass(frozen=True)
+class AgreementStats:
+    double_reviewed: int  # items with votes from two or more people
+    observed_agreement: float | None
+    kappa: float | None
+    both_edited: int
+    mean_edit_distance: float | None
+    mean_normalized_edit_distance: float | None
+
+
+@dataclass(frozen=True)
+class Stats:
+    items: int
+    items_by_level: dict[str, dict[str, int]]  # level -> review status -> count
+    items_by_pipeline_status: dict[str, int]
+    annotators: list[RateStats]
+    categories: list[RateStats]
+    agreement: AgreementStats
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Row:
+    item_id: int
+    user: str
+    category: str
+    action: Action
+    active_seconds: float
+    undone: bool
+    text: str | None  # the revision the vote made (None for skips)
+
+
+def _rates(name: str, rows: list[_Row]) -> RateStats:
+    active = [r for r in rows if not r.undone]
+    counts = Counter(r.action for r in active)
+    votes = counts[Action.APPROVE] + counts[Action.EDIT] + counts[Action.REJECT]
+    seconds = sum(r.active_seconds for r in active)
+    return RateStats(
+        name=name,
+        votes=votes,
+        approved=counts[Action.APPROVE],
+        edited=counts[Action.EDIT],
+        rejected=counts[Action.REJECT],
+        skipped=counts[Action.SKIP],
+        undone=len(rows) - len(active),
+        active_seconds=round(float(seconds), 1),
+        throughput_per_hour=round(votes / (seconds / 3600), 1) if seconds > 0 else None,
+        acceptance_rate=(counts[Action.APPROVE] + counts[Action.EDIT]) / votes if votes else None,
+        edit_rate=counts[Action.EDIT] / votes if votes else None,
+    )
+
+
+def _agreement(rows: list[_Row]) -> AgreementStats:
+    first_votes: dict[int, dict[str, _Row]] = defaultdict(dict)
+    for r in rows:
+        if not r.undone and r.action != Action.SKIP:
+            first_votes[r.item_id].setdefault(r.user, r)
+    pairs, distances, normalized = [], [], []
+    for votes in first_votes.values():
+        if len(votes) < 2:
+            continue
+        a, b = list(votes.values())[:2]
+        pairs.append((accepts(a.action), accepts(b.action)))
+        if a.action == b.action == Action.EDIT and a.text is not None and b.text is not None:
+            distances.append(edit_distance(a.text, b.text))
+            normalized.append(normalized_edit_distance(a.text, b.text))
+    return AgreementStats(
+        double_reviewed=len(pairs),
+        observed_agreement=sum(x == y for x, y in pairs) / len(pairs) if pairs else None,
+        kappa=cohen_kappa(pairs),
+        both_edited=len(distances),
+        mean_edit_distance=sum(distances) / len(distances) if distances else None,
+        mean_normalized_edit_distance=sum(normalized) / len(normalized) if normalized else None,
+    )
+
+
+def compute_stats(session: Session) -> Stats:
+    """All statistics from one consistent snapshot."""
+    by_level: dict[str, dict[str, int]] = defaultdict(dict)
+    for level, status, n in session.execute(
+        select(Item.level, Item.review_status, func.count()).group_by(Item.level, Item.review_status)
+    ):
+        by_level[level][status] = n
+    by_pipeline = dict(
+        session.execute(select(Item.pipeline_status, func.count()).group_by(Item.pipeline_status)).all()
+    )
+    query = (
+        select(Decision, User.username, Item.object_name, Revision.description)
+        .join(User, User.id == Decision.user_id)
+        .join(Item, Item.id == Decision.item_id)
+        .outerjoin(
+            Revision,
+            and_(
+                Revision.item_id == Decision.item_id,
+                Revision.number == Decision.revision_number,
+                Decision.kind != Action.SKIP.value,
+            ),
+        )
+        .order_by(Decision.id)
+    )
+    rows = [
+        _Row(d.item_id, name, category, Action(d.kind), d.active_seconds, d.undone_at is not None, text)
+        for d, name, category, text in session.execute(query)
+    ]
+    per_user: dict[str, list[_Row]] = defaultdict(list)
+    per_category: dict[str, list[_Row]] = defaultdict(list)
+    for r in rows:
+        per_user[r.user].append(r)
+        per_category[r.category].append(r)
+    return Stats(
+        items=sum(sum(v.values()) for v in by_level.values()),
+        items_by_level={level: dict(sorted(v.items())) for level, v in sorted(by_level.items())},
+        items_by_pipeline_status=dict(sorted(by_pipeline.items())),
+        annotators=[_rates(name, per_user[name]) for name in sorted(per_user)],
+        categories=[_rates(name, per_category[name]) for name in sorted(per_category)],
+        agreement=_agreement(rows),
+    )

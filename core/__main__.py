@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.annotate import cli as annotate_cli
 from core.eval import cli as eval_cli
 from core.scene import cli as scene_cli
+from core.serve import cli as serve_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     scene_cli.register(commands)
     eval_cli.register(commands)
+    annotate_cli.register(commands)
+    serve_cli.register(commands)
     return parser
 
 

@@ -1,0 +1,106 @@
+"""`python -m core annotate`: the DenseScan pipeline over a scans folder (resumable), and `--stats`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.annotate.config import BACKGROUNDS, HIGHLIGHT_STYLES, AnnotateConfig
+from core.scene.errors import SceneError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "annotate",
+        help="run the DenseScan annotation pipeline over ScanNet-format scenes (resumable)",
+        description="Views and isolated crops, highlighted frames, multi-view fusion and verification (a "
+        "geometric fact check included) for every object; frame descriptions, a narrative and scenario "
+        "questions per scene. Writes <out>/scenes/<id>/ and <out>/densescan.json. Rerun the same command "
+        "to resume. Exit status: the number of failed scenes. Output format: README.",
+    )
+    p.add_argument("--scans", type=Path, help="a scans/ folder, or a dataset root holding scans/")
+    p.add_argument("--out", type=Path, help="output folder")
+    p.add_argument("--scenes", nargs="+", metavar="ID", help="only these scene ids")
+    p.add_argument("--captioner", default="grounded", help="grounded (offline default), openai or hf")
+    p.add_argument("--api-base", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (openai)")
+    p.add_argument("--model", help="model name at the endpoint (openai)")
+    p.add_argument("--model-path", type=Path, help="local model folder (hf)")
+    p.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
+    p.add_argument("--send-facts", action="store_true", help="also send the 3D facts to a VLM backend")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-k", type=int, default=8, help="views per object (default 8)")
+    p.add_argument("--highlight", choices=HIGHLIGHT_STYLES, default="outline")
+    p.add_argument("--background", choices=BACKGROUNDS, default="mask", help="isolated crops' background")
+    p.add_argument("--workers", type=int, default=1, help="scenes in parallel on this machine")
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--ray-address", help="Ray cluster address (default: start a local one)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--stats", type=Path, metavar="DIR", help="print statistics of DIR/densescan.json and exit"
+    )
+    p.add_argument("--json", action="store_true", help="with --stats: print JSON")
+    p.set_defaults(run=run_annotate)
+
+
+def run_annotate(args: argparse.Namespace) -> int:
+    if args.stats is not None:
+        return _stats(args)
+    if args.scans is None or args.out is None:
+        print("error: --scans and --out are required (or --stats DIR)", file=sys.stderr)
+        return 2
+    from core.annotate.batch import JobSpec, make_captioner, run_scenes
+    from core.annotate.output import merge_records
+    from core.annotate.summary import summary_table
+    from core.scene.scannet import list_scenes
+
+    try:
+        scene_ids = list_scenes(args.scans, args.scenes)
+        config = AnnotateConfig(
+            top_k=args.top_k, highlight=args.highlight, background=args.background, seed=args.seed
+        )
+    except (SceneError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not scene_ids:
+        print(f"error: no scenes found under {args.scans}", file=sys.stderr)
+        return 2
+    options = {
+        "api_base": args.api_base,
+        "model": args.model,
+        "model_path": args.model_path,
+        "concurrency": args.concurrency,
+        "cache_dir": args.out / "cache",
+        "seed": args.seed,
+        "send_facts": args.send_facts,
+    }
+    try:  # fail before the first scene when the captioner cannot be built at all
+        make_captioner(args.captioner, **options)
+    except Exception as exc:  # registry errors, missing packages, bad options: one clear line
+        print(f"error: cannot build captioner {args.captioner!r}: {exc}", file=sys.stderr)
+        return 2
+    spec = JobSpec(args.scans, args.out, args.captioner, options, config)
+    outcomes = run_scenes(spec, scene_ids, args.workers, args.engine, args.ray_address, not args.no_progress)
+    count = merge_records(args.out)
+    print(summary_table(outcomes))
+    failed = [o for o in outcomes if not o.ok]
+    print(
+        f"{count} records in {args.out / 'densescan.json'}; {len(failed)} scene(s) failed"
+        + (f" (see {args.out / 'failed'})" if failed else "")
+    )
+    return min(len(failed), 125)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from core.annotate.stats import dataset_stats, format_stats
+    from core.data.errors import DataError
+
+    path = args.stats / "densescan.json" if args.stats.is_dir() else args.stats
+    try:
+        stats = dataset_stats(path)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(stats, indent=1) if args.json else format_stats(stats))
+    return 0

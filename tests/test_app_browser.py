@@ -1,0 +1,215 @@
+"""The app served for real: role checks over HTTP, and the review flow driven in headless Chromium.
+
+Browser tests are marked `browser`; they skip (with the reason) when Playwright or Debian's
+`/usr/bin/chromium` is missing. Screenshots of every workspace land in `test-artifacts/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from test_app_data import annotated_demo, fresh_db
+
+from app.context import AppContext
+from app.demo import DEMO_PASSWORD
+from app.main import build_app, launch
+from review import ReviewService
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+XSS = ' <script>window.__xss = 1</script><img src="x" onerror="window.__xss = 2">'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Served:
+    url: str
+    service: ReviewService
+
+
+def _inject_markup(records: list[dict]) -> list[dict]:
+    """Every flagged caption (reviewed first) gets markup that must show as text."""
+    for record in records:
+        if record.get("status") == "flagged":
+            record["description"] += XSS
+    return records
+
+
+@pytest.fixture(scope="module")
+def served(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    work = tmp_path_factory.mktemp("served")
+    demo_root = annotated_demo(synth_root, tmp_path_factory.mktemp("app"))
+    service = ReviewService(fresh_db(demo_root, work / "review.db", edit=_inject_markup))
+    ctx = AppContext(service, synth_root, demo_root / "densescan", auth=True)
+    demo = build_app(ctx, export_dir=work / "export")
+    port = free_port()
+    launch(demo, ctx, "127.0.0.1", port, block=False)
+    try:
+        yield Served(f"http://127.0.0.1:{port}/", service)
+    finally:
+        demo.close()
+        service.close()
+
+
+# roles over HTTP (no browser needed) ---------------------------------------------------------------------
+
+
+def test_admin_actions_are_refused_to_an_annotator_over_the_api(served: Served) -> None:
+    from gradio_client import Client
+
+    annotator = Client(served.url, auth=("annotator", DEMO_PASSWORD), verbose=False)
+    with pytest.raises(Exception, match="may not do this|annotator"):
+        annotator.predict("intruder", "a-long-password-1", "admin", api_name="/admin_add_user")
+    with pytest.raises(Exception, match="may not do this|annotator"):
+        annotator.predict(api_name="/admin_export")
+    assert "intruder" not in {u.username for u in served.service.list_users()}
+    admin = Client(served.url, auth=("admin", DEMO_PASSWORD), verbose=False)
+    assert "added" in admin.predict("newcomer", "a-long-password-2", "annotator", api_name="/admin_add_user")
+
+
+def test_api_needs_a_login(served: Served) -> None:
+    import httpx
+
+    response = httpx.post(served.url + "gradio_api/call/admin_list_users", json={"data": []}, timeout=10)
+    assert response.status_code in (401, 403)
+    with pytest.raises(Exception):  # noqa: B017  (gradio_client raises its own error types)
+        from gradio_client import Client
+
+        Client(served.url, auth=("annotator", "wrong-password"), verbose=False)
+
+
+# the browser ---------------------------------------------------------------------------------------------
+
+
+def _browser_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    return sync_playwright
+
+
+def _item_id(page) -> int:
+    return int(page.get_attribute("#item-header .item-header", "data-item-id"))
+
+
+def _wait_for_item(page, not_id: int | None = None, is_id: int | None = None, timeout: float = 20_000) -> int:
+    if is_id is not None:
+        condition = f"document.querySelector('#item-header .item-header')?.dataset.itemId === '{is_id}'"
+    else:
+        condition = (
+            "(() => { const h = document.querySelector('#item-header .item-header');"
+            f" return h && h.dataset.itemId !== '{not_id}'; }})()"
+        )
+    page.wait_for_function(condition, timeout=timeout)
+    return _item_id(page)
+
+
+def _press(page, key: str) -> None:
+    page.locator("#item-header").click()  # focus outside the text boxes
+    page.keyboard.press(key)
+
+
+@pytest.mark.browser
+def test_review_flow_with_hotkeys_and_refresh(served: Served) -> None:
+    sync_playwright = _browser_or_skip()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(served.url)
+        page.get_by_label("username").fill("annotator")
+        page.get_by_label("password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_selector("#item-header .item-header", timeout=60_000)
+        page.wait_for_selector("#review-plot .js-plotly-plot", timeout=60_000)
+        first = _item_id(page)
+
+        # the flagged caption carries markup: it shows as text and runs nothing
+        assert "<script>" in page.inner_text("#review-caption")
+        assert page.evaluate("window.__xss") is None
+        page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+
+        _press(page, "a")  # approve
+        second = _wait_for_item(page, not_id=first)
+
+        _press(page, "e")  # edit: focus the caption box, type, Ctrl+Enter
+        page.keyboard.press("End")
+        page.keyboard.type(" Checked by hand.")
+        page.keyboard.press("Control+Enter")
+        third = _wait_for_item(page, not_id=second)
+
+        _press(page, "r")  # reject with the default reason
+        _wait_for_item(page, not_id=third)
+        _press(page, "u")  # undo the reject: the third item comes back
+        _wait_for_item(page, is_id=third)
+        _press(page, "s")  # skip it
+        fifth = _wait_for_item(page, not_id=third)
+
+        # refresh in the middle of an edit: the draft and the item come back
+        _press(page, "e")
+        page.keyboard.type(" half-written words")
+        page.wait_for_function(
+            "document.querySelector('#draft-status')?.innerText.includes('draft saved')", timeout=20_000
+        )
+        typed = page.input_value("#editor textarea")
+        page.reload()
+        page.wait_for_selector("#item-header .item-header", timeout=60_000)
+        assert _item_id(page) == fifth
+        page.wait_for_function(
+            "document.querySelector('#editor textarea')?.value.includes('half-written words')", timeout=20_000
+        )
+        assert page.input_value("#editor textarea") == typed
+        assert "restored" in page.inner_text("#item-header")
+
+        ready = {
+            "Scene explorer": "#explorer-plot .js-plotly-plot",
+            "Dashboard": "#dashboard-levels .js-plotly-plot",
+            "Admin": "#btn-add-user",
+        }
+        for tab, selector in ready.items():
+            page.get_by_role("tab", name=tab).click()
+            page.wait_for_selector(selector, timeout=60_000)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / f"{tab.lower().replace(' ', '-')}.png"), full_page=True)
+        browser.close()
+
+    # the database agrees with what the browser showed
+    service = served.service
+    assert [d.action.value for d in service.get_item(first).decisions] == ["approve"]
+    edit = service.get_item(second)
+    assert [d.action.value for d in edit.decisions] == ["edit"]
+    assert edit.item.text.description.endswith("Checked by hand.")
+    third_decisions = service.get_item(third).decisions
+    assert [(d.action.value, d.undone_at is not None) for d in third_decisions] == [
+        ("reject", True),
+        ("skip", False),
+    ]
+    draft = service.get_item(fifth, "annotator").draft
+    assert draft is not None and draft.text.description == typed
+
+
+@pytest.mark.browser
+def test_playwright_and_chromium_are_found() -> None:
+    _browser_or_skip()
+    assert shutil.which(str(CHROMIUM))

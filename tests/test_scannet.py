@@ -256,3 +256,21 @@ def test_raw_poses_are_in_the_unaligned_frame(scene: Scene) -> None:
     a = transform_points(np.linalg.inv(frame.pose_raw), raw_vertices.vertices[:100].astype(np.float64))
     b = transform_points(np.linalg.inv(frame.pose), scene.mesh.vertices[:100].astype(np.float64))
     np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_visibility_table_matches_the_per_frame_depth_test(scene: Scene) -> None:
+    from core.scene.visibility import instance_visibility
+
+    table = instance_visibility(scene, tolerance=0.05)
+    assert table.counts.shape == (len(scene.frames), len(scene.instances))
+    inst = scene.vertex_instance
+    for f in (0, len(scene.frames) // 2, len(scene.frames) - 1):
+        frame = scene.frames.frames[f]
+        vis = visible_points(
+            scene.mesh.vertices, frame.pose, scene.frames.depth_intrinsics, frame.depth(), 0.05
+        )
+        expected = [int((vis.visible & (inst == oid)).sum()) for oid in table.object_ids]
+        # float32 vs float64 projection may move a vertex across a pixel border: allow a handful.
+        np.testing.assert_allclose(table.counts[f], expected, atol=5)
+    assert (table.counts.sum(0) > 0).sum() >= len(scene.instances) * 0.7  # most objects get seen
+    assert (table.fraction() <= 1).all()

@@ -57,6 +57,10 @@ class Frame:
 
     def depth(self) -> np.ndarray:
         """(H, W) float32 depth in metres at the depth camera's resolution; 0 = no measurement."""
+        return self.depth_mm().astype(np.float32) / 1000.0
+
+    def depth_mm(self) -> np.ndarray:
+        """The depth image as stored: (H, W) integer millimetres (cheaper when only a few pixels are read)."""
         try:
             with Image.open(self.depth_path) as im:
                 raw = np.asarray(im)
@@ -64,7 +68,7 @@ class Frame:
             raise SceneError(self.depth_path, f"cannot read depth image ({exc})") from exc
         if raw.ndim != 2:
             raise SceneError(self.depth_path, f"depth must be a single-channel image, got shape {raw.shape}")
-        return raw.astype(np.float32) / 1000.0
+        return raw
 
 
 @dataclass

@@ -15,12 +15,30 @@ from core.atomic import atomic_write_json
 from core.data.errors import DataError
 
 
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file; a missing or malformed file is a `DataError` with the line and column."""
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def read_json(path: str | Path, strict_keys: bool = False) -> Any:
+    """Parse a JSON file; a missing or malformed file is a `DataError` with the line and column.
+
+    With `strict_keys`, an object giving one key twice is an error too (json keeps the last silently)."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=_reject_duplicates if strict_keys else None)
+    except _DuplicateKey as exc:
+        raise DataError(path, "given more than once", index=exc.key) from None
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except json.JSONDecodeError as exc:

@@ -19,7 +19,6 @@ by file and key.
 
 from __future__ import annotations
 
-import json
 import math
 import zipfile
 from dataclasses import dataclass
@@ -30,37 +29,12 @@ import numpy as np
 
 from core.atomic import atomic_write
 from core.data.errors import DataError
-from core.data.jsonio import read_json_list, records, write_json
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str):
-        self.key = key
+from core.data.jsonio import read_json, read_json_list, records, write_json
 
 
 def read_json_strict(path: str | Path) -> Any:
     """Parse JSON, refusing an object that gives one key twice."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f, object_pairs_hook=_reject_duplicates)
-    except _DuplicateKey as exc:
-        raise DataError(path, "given more than once", index=exc.key) from None
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot read ({exc})") from None
+    return read_json(path, strict_keys=True)
 
 
 def _read_object(path: str | Path) -> dict[str, Any]:

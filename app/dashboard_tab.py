@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from app import stats
 from app.context import AppContext
-from app.progress import decision_rows, queue_by_status, votes_per_day
+from app.progress import queue_by_status, votes_per_day
 from app.review_tab import TabLoad, acting_user
 
 
@@ -50,7 +50,7 @@ def dataset_figures(records: list[dict[str, Any]], docs: list[dict[str, Any]]) -
 
 def progress_figures(ctx: AppContext) -> list[go.Figure]:
     """Queue by status, votes per day per annotator, votes per category."""
-    rows = decision_rows(ctx.service)
+    rows = ctx.service.decision_log()
     per_user = votes_per_day(rows, "user")
     timeline = go.Figure(
         [

@@ -1,57 +1,17 @@
 """Progress numbers for the review workspace and the dashboard, from the review store.
 
-`decision_rows` reads the decisions once (read-only); the aggregations below are plain functions over
+`ReviewService.decision_log()` reads the decisions once; the aggregations below are plain functions over
 those rows so that they are tested without a database.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
-
-from review import ReviewService
-from review.schema import Decision, Item, User
-from review.stats import Stats
+from review.stats import DecisionRow, Stats
 
 VOTES = ("approve", "edit", "reject")
-
-
-@dataclass(frozen=True)
-class DecisionRow:
-    day: date
-    user: str
-    category: str
-    level: str
-    action: str  # approve | edit | reject | skip
-    undone: bool
-
-
-def decision_rows(service: ReviewService) -> list[DecisionRow]:
-    with service.db.read() as session:
-        rows = session.execute(
-            select(
-                Decision.created_at,
-                User.username,
-                Item.object_name,
-                Item.level,
-                Decision.kind,
-                Decision.undone_at,
-            )
-            .join(User, User.id == Decision.user_id)
-            .join(Item, Item.id == Decision.item_id)
-            .order_by(Decision.id)
-        ).all()
-    return [
-        DecisionRow(_as_utc(created).date(), user, category, level, kind, undone is not None)
-        for created, user, category, level, kind, undone in rows
-    ]
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def done_today(rows: list[DecisionRow], user: str, today: date | None = None) -> int:

@@ -17,7 +17,7 @@ from app import text as html
 from app import workflow
 from app.access import AccessDenied, resolve_user
 from app.context import AppContext, object_id_of
-from app.progress import acceptance_rate, decision_rows, done_today, queue_by_status
+from app.progress import acceptance_rate, done_today, queue_by_status
 from app.scene_view import scene_figure
 from review import Action, Edit, QueueFilter, RejectReason
 
@@ -222,7 +222,7 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
 def render_screen(ctx: AppContext, screen: workflow.Screen, user: str) -> list[Any]:
     """Component values for one `Screen`, in the order of the tab's outputs (the 3D view and the images
     follow in a second step, `render_media`, so the text of the next item shows at once)."""
-    rows = decision_rows(ctx.service)
+    rows = ctx.service.decision_log()
     progress = html.progress_html(
         done_today(rows, user), queue_by_status(ctx.service.stats()), acceptance_rate(rows, user)
     )

@@ -29,7 +29,7 @@ from review.passwords import burn_verify_time, hash_password, needs_rehash, veri
 from review.records import ItemKey, read_annotations
 from review.revisions import history
 from review.schema import Decision, Item, User, utcnow
-from review.stats import Stats, compute_stats
+from review.stats import DecisionRow, Stats, compute_stats, decision_log
 from review.views import (
     Action,
     DraftView,
@@ -276,6 +276,11 @@ class ReviewService:
     def stats(self) -> Stats:
         with self.db.read() as session:
             return compute_stats(session)
+
+    def decision_log(self) -> list[DecisionRow]:
+        """Every decision, flattened (for progress over time)."""
+        with self.db.read() as session:
+            return decision_log(session)
 
     def close(self) -> None:
         self.db.close()

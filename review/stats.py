@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -157,3 +158,40 @@ def compute_stats(session: Session) -> Stats:
         categories=[_rates(name, per_category[name]) for name in sorted(per_category)],
         agreement=_agreement(rows),
     )
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """One decision, flattened for progress views (done today, votes per day per annotator)."""
+
+    day: date  # UTC
+    user: str
+    category: str
+    level: str
+    action: str  # approve | edit | reject | skip
+    undone: bool
+
+
+def decision_log(session: Session) -> list[DecisionRow]:
+    """Every decision in order, one read."""
+    rows = session.execute(
+        select(
+            Decision.created_at,
+            User.username,
+            Item.object_name,
+            Item.level,
+            Decision.kind,
+            Decision.undone_at,
+        )
+        .join(User, User.id == Decision.user_id)
+        .join(Item, Item.id == Decision.item_id)
+        .order_by(Decision.id)
+    ).all()
+    return [
+        DecisionRow(_as_utc(created).date(), user, category, level, kind, undone is not None)
+        for created, user, category, level, kind, undone in rows
+    ]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -18,7 +18,6 @@ from app.access import AccessDenied, ensure_local_user, require_role, resolve_us
 from app.progress import (
     DecisionRow,
     acceptance_rate,
-    decision_rows,
     done_today,
     queue_by_status,
     votes_per_day,
@@ -225,7 +224,7 @@ def test_progress_numbers(service: ReviewService) -> None:
     screen = workflow.decide(service, "annotator", screen.shown, "approve")
     screen = workflow.decide(service, "annotator", screen.shown, "reject", reason="other")
     workflow.decide(service, "annotator", screen.shown, "skip")
-    rows = decision_rows(service)
+    rows = service.decision_log()
     assert done_today(rows, "annotator") == 2
     assert acceptance_rate(rows, "annotator") == 0.5
     assert acceptance_rate(rows, "reviewer") is None

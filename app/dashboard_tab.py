@@ -54,10 +54,11 @@ def progress_figures(ctx: AppContext) -> list[go.Figure]:
     per_user = votes_per_day(rows, "user")
     timeline = go.Figure(
         [
-            go.Scatter(x=[str(d) for d in days], y=list(days.values()), name=user)
+            go.Scatter(x=[str(d) for d in days], y=list(days.values()), name=user, mode="lines+markers")
             for user, days in per_user.items()
         ]
     )
+    timeline.update_xaxes(type="date", tickformat="%Y-%m-%d", dtick=86_400_000)  # whole days only
     per_category = {name: sum(days.values()) for name, days in votes_per_day(rows, "category").items()}
     return [
         _bar(queue_by_status(ctx.service.stats()), "items by review status"),

@@ -126,8 +126,16 @@ def scene_relations(subject: ObjectInfo, objects: list[ObjectInfo]) -> list[Rela
     ]
     rank = {p: i for i, p in enumerate(PREDICATE_ORDER)}
     floors = {o.object_id for o in objects if normalize_label(o.label) == "floor"}
-    # "on the floor" is true of most things and says little: it goes last.
-    return sorted(found, key=lambda r: (bool(floors & set(r.object_ids)), rank[r.predicate], r.object_ids))
+    # "on the floor" is true of most things and says little: it goes last. "Next to the chair" said of a
+    # chair names no particular one, so anchors of the subject's own class come after the others.
+    label_of = {o.object_id: normalize_label(o.label) for o in objects}
+    own = normalize_label(subject.label)
+
+    def informativeness(r: Relation) -> tuple:
+        same_class = any(label_of.get(i) == own for i in r.object_ids)
+        return (bool(floors & set(r.object_ids)), same_class, rank[r.predicate], r.object_ids)
+
+    return sorted(found, key=informativeness)
 
 
 def pick_relations(relations: list[Relation], visible: set[int] | None, limit: int) -> list[Relation]:

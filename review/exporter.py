@@ -18,8 +18,8 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from core.atomic import atomic_write_json
+from core.text import scanrefer_tokens as tokenize
 from review.errors import ReviewError
-from review.records import tokenize
 from review.schema import Decision, Item, Revision, User
 from review.views import ReviewStatus
 

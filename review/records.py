@@ -9,11 +9,11 @@ Any other field (claims, frame_id, image paths, ...) is kept as it is in `extra`
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.text import scanrefer_tokens as tokenize
 from review.errors import ReviewError
 
 ANNOTATION_FILE = "densescan.json"
@@ -26,13 +26,6 @@ MODELED_FIELDS = frozenset(
     }
 )  # fmt: skip
 MAX_REPORTED_PROBLEMS = 20
-
-_TOKEN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*|'(?:s|re|ve|ll|d|m|t)\b|[^\sa-z0-9]")
-
-
-def tokenize(text: str) -> list[str]:
-    """ScanRefer-style tokens: lowercase words, with punctuation and clitics ("'s") as tokens of their own."""
-    return _TOKEN.findall(text.lower())
 
 
 @dataclass(frozen=True, order=True)

@@ -58,9 +58,14 @@ def test_a_crashed_scene_is_rebuilt_and_finished_ones_are_kept(tmp_path: Path) -
     # Matches an uninterrupted run.
     clean = tmp_path / "clean"
     generate_dataset(clean, 2, seed=5, config=CONFIG, progress=False)
-    for name in ["scans/scene0001_00/scene0001_00.aggregation.json", "annotations/ScanQA_v1.0_train.json"]:
-        if (clean / name).exists():
-            assert (clean / name).read_bytes() == (out / name).read_bytes()
+    compared = [
+        "scans/scene0001_00/scene0001_00.aggregation.json",
+        "scans/scene0001_00/scene0001_00_vh_clean_2.ply",
+        *(str(p.relative_to(clean)) for p in sorted((clean / "annotations").iterdir())),
+    ]
+    assert len(compared) > 4
+    for name in compared:
+        assert (clean / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_synth_command_line(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from core.data.jsonio import read_json, read_json_list, records, write_json
 from core.data.scanrefer import FIELDS as SCANREFER_FIELDS
-from core.data.scanrefer import ScanReferRecord, sample_key
+from core.data.scanrefer import ScanReferRecord, sample_key, scanrefer_fields
 
 LEVELS = ("object", "frame", "scene", "scenario")
 FIELDS = SCANREFER_FIELDS + (
@@ -77,12 +77,7 @@ def parse_densescan(path: str | Path, data: list[dict]) -> list[DenseScanRecord]
         revision = f.number("revision", required=False)
         out.append(
             DenseScanRecord(
-                scene_id=f.ident("scene_id"),
-                object_id=f.ident("object_id"),
-                object_name=f.text("object_name"),
-                ann_id=f.ident("ann_id"),
-                description=f.text("description"),
-                token=f.text_list("token"),
+                **scanrefer_fields(f),
                 level=level,
                 status=f.text("status", required=False),
                 confidence=f.number("confidence", required=False),

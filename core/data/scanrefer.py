@@ -60,22 +60,24 @@ class ScanReferRecord:
         }
 
 
+def scanrefer_fields(f) -> dict[str, Any]:
+    """The six ScanRefer fields of one record, validated (shared by the formats that extend ScanRefer)."""
+    return {
+        "scene_id": f.ident("scene_id"),
+        "object_id": f.ident("object_id"),
+        "object_name": f.text("object_name"),
+        "ann_id": f.ident("ann_id"),
+        "description": f.text("description"),
+        "token": f.text_list("token"),
+    }
+
+
 def parse_scanrefer(path: str | Path, data: list[dict]) -> list[ScanReferRecord]:
     """Validate parsed ScanRefer-format records."""
-    out = []
-    for f in records(path, read_json_list(path, data)):
-        out.append(
-            ScanReferRecord(
-                scene_id=f.ident("scene_id"),
-                object_id=f.ident("object_id"),
-                object_name=f.text("object_name"),
-                ann_id=f.ident("ann_id"),
-                description=f.text("description"),
-                token=f.text_list("token"),
-                extra=f.extra(FIELDS),
-            )
-        )
-    return out
+    return [
+        ScanReferRecord(**scanrefer_fields(f), extra=f.extra(FIELDS))
+        for f in records(path, read_json_list(path, data))
+    ]
 
 
 def read_scanrefer(path: str | Path) -> list[ScanReferRecord]:

@@ -63,6 +63,7 @@ from core.scene.relations import (
     side_of,
     unique_anchors,
 )
+from core.text import scanrefer_tokens as tokenize
 
 SPLITS = ("train", "val")
 EVAL_TYPES = ("zt_w_d", "zt_wo_d", "st_w_d", "st_wo_d", "mt")
@@ -125,11 +126,6 @@ class Description:
 
 
 # ------------------------------------------------------------------------------------------------ text
-
-
-def tokenize(text: str) -> list[str]:
-    """ScanRefer-style tokens: lowercased words, with punctuation and clitics ('s) split off."""
-    return re.findall(r"[a-z0-9]+|'[a-z]+|[^\sa-z0-9']", text.lower())
 
 
 def plural(label: str) -> str:

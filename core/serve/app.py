@@ -1,38 +1,40 @@
 """The FastAPI app behind `python -m core serve`: OpenAI's chat-completions API over one `Captioner`.
 
 It speaks the same protocol as vLLM / SGLang / LMDeploy, so the `openai` backend is tested end to end
-against a real server, and the project's own models can later be served the way large VLMs are. Started
-with `test_hooks`, it can also fail or stall on purpose, so that client retries and timeouts meet a real
-server.
+against a real server, and the project's own models can later be served the way large VLMs are. Every request
+is bounded (`limits`) and every refusal is an OpenAI-format 4xx (`errors`), so a bad request neither
+takes the server down nor gets retried by clients. Started with `test_hooks`, it can also fail or stall
+on purpose, so that client retries and timeouts meet a real server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import io
+import json
 import random
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError
 
 from core.annotate.captioners.base import STAGES, Captioner, CaptionRequest
+from core.annotate.captioners.registry import CaptionerError
+from core.serve.errors import ApiError, describe_validation, install_error_handlers
+from core.serve.images import decode_images
+from core.serve.limits import BodyLimit, Limits
+from core.serve.protocol import ChatRequest, completion
 
 DEFAULT_STAGE = "isolated_view"
+# what a captioner raises on facts it cannot use: the request's fault (vLLM answers these 400 too)
+REJECTED = (KeyError, ValueError, TypeError, AttributeError, IndexError)
 
 
 @dataclass
@@ -51,84 +53,51 @@ class Faults:
 class Stats:
     """What the tests and the bench measure on the server side."""
 
-    requests: int = 0
+    requests: int = 0  # chat requests received (those past the body-size gate), good or bad
     in_flight: int = 0
     max_in_flight: int = 0
 
 
-class ChatRequest(BaseModel):
-    """The part of an OpenAI chat-completions body this server reads; the rest is accepted and ignored."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str
-    messages: list[dict[str, Any]]
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    densescan_stage: str | None = None
-    densescan_facts: dict[str, Any] | None = None
-
-
-def decode_image(url: str) -> np.ndarray:
-    """A `data:image/...;base64,` URI as an RGB uint8 array; other URLs are refused (no network fetches)."""
-    if not url.startswith("data:image/") or ";base64," not in url:
-        raise HTTPException(400, "images must be data URIs (data:image/<type>;base64,...); got " + url[:40])
+def parse_body(raw: bytes) -> ChatRequest:
+    """The body as a `ChatRequest`; ApiError (400) naming the problem: not JSON, not an object, a field."""
+    if not raw:
+        raise ApiError(400, "empty request body: send a JSON chat-completions request", code="invalid_json")
     try:
-        data = base64.b64decode(url.split(";base64,", 1)[1], validate=True)
-        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    except (binascii.Error, UnidentifiedImageError, OSError) as exc:
-        raise HTTPException(400, f"cannot decode image data URI: {exc}") from exc
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
+        detail = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise ApiError(400, f"request body is not valid JSON: {detail}", code="invalid_json") from exc
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise ApiError(400, f"request body must be a JSON object, got {kind}", code="invalid_json")
+    try:
+        return ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        message, param = describe_validation(exc.errors())
+        raise ApiError(400, message, param=param, code="invalid_value") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "request body is nested too deeply", code="invalid_value") from exc
 
 
-def to_caption_request(body: ChatRequest) -> CaptionRequest:
+def to_caption_request(body: ChatRequest, limits: Limits) -> CaptionRequest:
     """The messages turned back into the `CaptionRequest` the client built: user texts and images in order."""
-    texts: list[str] = []
-    images: list[np.ndarray] = []
-    for message in body.messages:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-            continue
-        for part in content or []:
-            if part.get("type") == "text":
-                texts.append(str(part.get("text", "")))
-            elif part.get("type") == "image_url":
-                image_url = part.get("image_url")
-                url = image_url.get("url", "") if isinstance(image_url, dict) else str(image_url)
-                images.append(decode_image(url))
-            else:
-                raise HTTPException(400, f"unsupported content part type {part.get('type')!r}")
     stage = body.densescan_stage or DEFAULT_STAGE
     if stage not in STAGES:
-        raise HTTPException(400, f"unknown densescan_stage {stage!r}; one of: {', '.join(STAGES)}")
+        raise ApiError(
+            400,
+            f"unknown densescan_stage {stage!r}; one of: {', '.join(STAGES)}",
+            param="densescan_stage",
+            code="invalid_value",
+        )
+    texts, refs = body.user_content()
     request = CaptionRequest(
-        stage=stage, prompt="\n".join(texts), images=images, facts=body.densescan_facts or {}
+        stage=stage, prompt="\n".join(texts), images=decode_images(refs, limits), facts=body.facts()
     )
     if body.max_tokens or body.max_completion_tokens:
         request.max_tokens = int(body.max_tokens or body.max_completion_tokens or 0)
     if body.temperature is not None:
         request.temperature = body.temperature
     return request
-
-
-def completion(model: str, text: str, prompt: str) -> dict[str, Any]:
-    """An OpenAI chat-completion response; token counts are whitespace words (no tokenizer here)."""
-    prompt_tokens, completion_tokens = len(prompt.split()), len(text.split())
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
 
 
 def create_app(
@@ -139,20 +108,19 @@ def create_app(
     faults: Faults | None = None,
     test_hooks: bool = False,
     seed: int = 0,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """The app serving `captioner` as model `model_name` (default: the captioner's name)."""
     model_name = model_name or captioner.name
     faults = faults or Faults()
+    limits = limits or Limits()
     stats = Stats()
     rng = random.Random(seed)
     started = int(time.time())
     app = FastAPI(title="DenseScan captioner server", version="1")
-    app.state.faults, app.state.stats = faults, stats
-
-    @app.exception_handler(HTTPException)
-    async def openai_error(_: Request, exc: HTTPException) -> JSONResponse:
-        error = {"message": str(exc.detail), "type": "invalid_request_error", "code": exc.status_code}
-        return JSONResponse({"error": error}, status_code=exc.status_code)
+    app.state.faults, app.state.stats, app.state.limits = faults, stats, limits
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    install_error_handlers(app)
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -160,11 +128,13 @@ def create_app(
         return {"object": "list", "data": [card]}
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatRequest) -> dict[str, Any]:
+    async def chat_completions(http: Request) -> dict[str, Any]:
         stats.requests += 1
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
+            # parsed here rather than by FastAPI, so that every refusal has OpenAI's shape and a 4xx status
+            body = await run_in_threadpool(parse_body, await http.body())
             delay = faults.delay
             if faults.slow_next > 0:
                 faults.slow_next -= 1
@@ -173,23 +143,38 @@ def create_app(
                 await asyncio.sleep(delay)
             if faults.fail_next > 0 or (faults.fail_rate > 0 and rng.random() < faults.fail_rate):
                 faults.fail_next = max(0, faults.fail_next - 1)
-                raise HTTPException(faults.fail_status, "failure injected by the server's test hooks")
+                raise ApiError(faults.fail_status, "failure injected by the server's test hooks")
             if body.model != model_name:
-                raise HTTPException(
-                    404, f"model {body.model!r} is not served here; this server has {model_name!r}"
+                raise ApiError(
+                    404,
+                    f"model {body.model!r} is not served here; this server has {model_name!r}",
+                    param="model",
+                    code="model_not_found",
                 )
-            request = to_caption_request(body)
-            if require_facts and not request.facts:
-                raise HTTPException(
+            if body.stream:
+                raise ApiError(
+                    400, "streaming is not supported by this server; send stream: false", param="stream"
+                )
+            if require_facts and not body.facts():
+                raise ApiError(
                     400,
                     f"captioner {captioner.name!r} describes 3D facts: send them in 'densescan_facts' "
                     "(the openai backend does so with send_facts=True)",
+                    param="densescan_facts",
+                    code="missing_facts",
                 )
+            request = await run_in_threadpool(to_caption_request, body, limits)
             try:
                 [text] = await run_in_threadpool(captioner.caption, [request])
-            except (KeyError, ValueError) as exc:
-                raise HTTPException(
-                    400, f"captioner {captioner.name!r} rejected the request: {exc!r}"
+            except CaptionerError as exc:  # a relayed upstream failed: not the client's fault, retryable
+                message = f"captioner {captioner.name!r} failed: {exc}"
+                raise ApiError(502, message, code="upstream_error") from exc
+            except REJECTED as exc:
+                raise ApiError(
+                    400,
+                    f"captioner {captioner.name!r} rejected the request: {exc!r}",
+                    param="densescan_facts",
+                    code="rejected",
                 ) from exc
             return completion(model_name, text, request.prompt)
         finally:
@@ -201,7 +186,7 @@ def create_app(
         async def set_faults(update: dict[str, float]) -> dict[str, Any]:
             for name, value in update.items():
                 if not hasattr(faults, name):
-                    raise HTTPException(400, f"unknown fault {name!r}")
+                    raise ApiError(400, f"unknown fault {name!r}", param=name)
                 setattr(faults, name, type(getattr(faults, name))(value))
             return asdict(faults)
 

@@ -99,9 +99,8 @@ def make_segmentation(out: Path, n: int, scenes: int, vertices: int, rng: np.ran
         folder.mkdir(parents=True)
         points = rng.uniform(0, 8, size=(vertices, 3)).astype(np.float32)
         segments = rng.integers(0, 400, size=vertices)  # 400 superpoints, 10 per object
-        write_ply_mesh(
-            folder / f"{scene_id}_vh_clean_2.ply", Mesh(points, np.zeros_like(points), np.zeros((0, 3)))
-        )
+        faces = np.array([[0, 1, 2]])  # the reader refuses a mesh without faces; metrics use vertices only
+        write_ply_mesh(folder / f"{scene_id}_vh_clean_2.ply", Mesh(points, np.zeros_like(points), faces))
         (folder / f"{scene_id}_vh_clean_2.0.010000.segs.json").write_text(
             json.dumps({"segIndices": segments.tolist()})
         )

@@ -45,9 +45,8 @@ def scans(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = root / SCENE
     folder.mkdir()
     vertices = np.concatenate([corners(lo, hi) for _, lo, hi in OBJECTS.values()] + [np.full((2, 3), 9.0)])
-    write_ply_mesh(
-        folder / f"{SCENE}_vh_clean_2.ply", Mesh(vertices, np.zeros_like(vertices), np.zeros((0, 3)))
-    )
+    faces = np.array([[0, 1, 2]])  # the reader refuses a mesh without faces; the metrics use vertices only
+    write_ply_mesh(folder / f"{SCENE}_vh_clean_2.ply", Mesh(vertices, np.zeros_like(vertices), faces))
     segments = [oid for oid in OBJECTS for _ in range(8)] + [99, 99]
     (folder / f"{SCENE}_vh_clean_2.0.010000.segs.json").write_text(json.dumps({"segIndices": segments}))
     groups = [

@@ -14,19 +14,27 @@ from PIL import Image
 from scipy import ndimage
 
 from core.atomic import atomic_write_bytes
+from core.scene.errors import SceneError
+from core.scene.frames import IMAGE_ERRORS
 
 HIGHLIGHT_RGB = np.array([255, 40, 40], dtype=np.float32)
 BACKGROUND_GRAY = 128
 
 
 def load_color(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """(h, w, 3) uint8 RGB of a color frame resized to `size` = (w, h); JPEG decodes at reduced scale."""
-    with Image.open(path) as im:
-        im.draft("RGB", size)
-        im = im.convert("RGB")
-        if im.size != size:
-            im = im.resize(size, Image.BILINEAR)
-        return np.asarray(im)
+    """(h, w, 3) uint8 RGB of a color frame resized to `size` = (w, h); JPEG decodes at reduced scale.
+
+    A frame that cannot be decoded (truncated, not an image) is a `SceneError` naming it, so the scene's
+    entry in `failed/` says which file to fix."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", size)
+            im = im.convert("RGB")
+            if im.size != size:
+                im = im.resize(size, Image.BILINEAR)
+            return np.asarray(im)
+    except IMAGE_ERRORS as exc:
+        raise SceneError(path, f"cannot read color image ({type(exc).__name__}: {exc})") from exc
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:

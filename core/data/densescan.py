@@ -74,7 +74,6 @@ def parse_densescan(path: str | Path, data: list[dict]) -> list[DenseScanRecord]
         level = f.text("level")
         if level not in LEVELS:
             raise f.error("level", f"{level!r} is not one of {', '.join(LEVELS)}")
-        revision = f.number("revision", required=False)
         out.append(
             DenseScanRecord(
                 **scanrefer_fields(f),
@@ -85,7 +84,7 @@ def parse_densescan(path: str | Path, data: list[dict]) -> list[DenseScanRecord]
                 question=f.text("question", required=False),
                 answer=f.text("answer", required=False),
                 answer_object_ids=f.int_list("answer_object_ids", required=False),
-                revision=None if revision is None else int(revision),
+                revision=f.integer("revision", required=False),
                 reviewer=f.text("reviewer", required=False),
                 extra=f.extra(FIELDS),
             )

@@ -7,6 +7,7 @@ file, record index, field, and what was expected.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def read_json(path: str | Path, strict_keys: bool = False) -> Any:
-    """Parse a JSON file; a missing or malformed file is a `DataError` with the line and column.
+    """Parse a JSON file; a missing or malformed file is a `DataError` with the line and column (or why:
+    nested too deeply, not UTF-8), never a traceback.
 
     With `strict_keys`, an object giving one key twice is an error too (json keeps the last silently)."""
     path = Path(path)
@@ -43,7 +45,9 @@ def read_json(path: str | Path, strict_keys: bool = False) -> Any:
         raise DataError(path, "file not found") from None
     except json.JSONDecodeError as exc:
         raise DataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise DataError(path, "malformed JSON: nested too deeply") from None
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, an integer of thousands of digits
         raise DataError(path, f"cannot read ({exc})") from None
 
 
@@ -115,10 +119,20 @@ class Fields:
         return str(value)
 
     def number(self, name: str, required: bool = True) -> float | None:
+        """A finite number (json reads `NaN` and `Infinity` too: they are refused here)."""
         value = self._get(name, required)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise self.error(name, f"expected a number, found {type(value).__name__} {value!r}")
+        if value is not None and not math.isfinite(value):
+            raise self.error(name, f"expected a finite number, found {value!r}")
         return None if value is None else float(value)
+
+    def integer(self, name: str, required: bool = True) -> int | None:
+        """A JSON integer: a float such as 2.7 (or 2.0) or a boolean is refused, never truncated."""
+        value = self._get(name, required)
+        if value is not None and type(value) is not int:
+            raise self.error(name, f"expected an integer, found {type(value).__name__} {value!r}")
+        return value
 
     def text_list(self, name: str, required: bool = True) -> list[str] | None:
         value = self._get(name, required)

@@ -112,7 +112,7 @@ def _read_jsonl(path: Path) -> list[Any]:
     out = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise DataError(path, f"cannot read ({exc})") from None
     for number, line in enumerate(lines, start=1):
         if line.strip():
@@ -120,6 +120,10 @@ def _read_jsonl(path: Path) -> list[Any]:
                 out.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise DataError(path, f"line {number}: malformed JSON ({exc.msg})") from None
+            except RecursionError:
+                raise DataError(path, f"line {number}: malformed JSON (nested too deeply)") from None
+            except ValueError as exc:  # an integer of thousands of digits
+                raise DataError(path, f"line {number}: malformed JSON ({exc})") from None
     return out
 
 

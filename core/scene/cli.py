@@ -73,7 +73,7 @@ def _format_line(s: dict) -> str:
 
 def run_scenes(args: argparse.Namespace) -> int:
     from core.scene.labels import LabelMap
-    from core.scene.scannet import list_scenes, load_scene
+    from core.scene.scannet import list_scenes, load_scene, scans_dir
 
     try:
         label_map = LabelMap.from_tsv(args.labels) if args.labels else None
@@ -88,8 +88,10 @@ def run_scenes(args: argparse.Namespace) -> int:
     for scene_id in ids:
         try:
             summary = scene_summary(load_scene(args.scans, scene_id, args.frames, label_map))
-        except SceneError as exc:
+        except Exception as exc:  # one broken scene must not end the listing of the others
             failed += 1
+            if not isinstance(exc, SceneError):  # a reader gap: still name the scene's folder
+                exc = SceneError(scans_dir(args.scans) / scene_id, f"unexpected {type(exc).__name__}: {exc}")
             summary = {"scene_id": scene_id, "error": str(exc)}
             if not args.json:
                 print(f"{scene_id}  ERROR {exc}", flush=True)

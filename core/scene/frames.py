@@ -8,6 +8,11 @@
 Poses are read when the frame set is opened (they are tiny and needed to skip broken frames); images are
 read only when asked for. Poses on disk are in the unaligned mesh frame; `Frame.pose` is composed with the
 scene's axis alignment so that aligned points project onto the right pixels.
+
+Validation (see `checks`): unusable intrinsics fail the whole frame set with a `SceneError` naming the
+file (every frame depends on them); a bad pose only drops its frame, with a counted reason, because real
+ScanNet scans contain frames whose tracking was lost (poses of -inf) among thousands of good ones. An
+image that cannot be decoded (missing, truncated, not an image) is a `SceneError` naming it.
 """
 
 from __future__ import annotations
@@ -18,10 +23,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.scene.checks import check_intrinsics, rigid_problem
 from core.scene.errors import SceneError
 
 SENSREADER = "sensreader"
 POSED_IMAGES = "posed_images"
+
+# What Pillow raises on a broken file: OSError for truncation and unknown formats, SyntaxError and
+# ValueError from some format plugins, DecompressionBombError for absurd pixel counts.
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def read_matrix(path: Path, rows: int = 4) -> np.ndarray:
@@ -52,7 +62,7 @@ class Frame:
         try:
             with Image.open(self.color_path) as im:
                 return np.asarray(im.convert("RGB"))
-        except OSError as exc:
+        except IMAGE_ERRORS as exc:
             raise SceneError(self.color_path, f"cannot read color image ({exc})") from exc
 
     def depth(self) -> np.ndarray:
@@ -64,7 +74,7 @@ class Frame:
         try:
             with Image.open(self.depth_path) as im:
                 raw = np.asarray(im)
-        except OSError as exc:
+        except IMAGE_ERRORS as exc:
             raise SceneError(self.depth_path, f"cannot read depth image ({exc})") from exc
         if raw.ndim != 2:
             raise SceneError(self.depth_path, f"depth must be a single-channel image, got shape {raw.shape}")
@@ -106,7 +116,7 @@ def _image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             return im.size
-    except OSError as exc:
+    except IMAGE_ERRORS as exc:
         raise SceneError(path, f"cannot read image header ({exc})") from exc
 
 
@@ -139,11 +149,16 @@ def find_frames(scene_dir: Path, scene_id: str, frames_dir: Path | None = None) 
     return None
 
 
+def read_intrinsics(path: Path) -> np.ndarray:
+    """A 3x3 (or 4x4 ScanNet) intrinsic file as a validated 3x3 matrix."""
+    return check_intrinsics(read_matrix(path)[:3, :3], path)
+
+
 def load_frames(layout: str, folder: Path, axis_alignment: np.ndarray) -> FrameSet:
     """Read the intrinsics and poses of every frame; skip (and count) frames that cannot be used."""
     if layout == SENSREADER:
-        color_K = read_matrix(folder / "intrinsic" / "intrinsic_color.txt")[:3, :3]
-        depth_K = read_matrix(folder / "intrinsic" / "intrinsic_depth.txt")[:3, :3]
+        color_K = read_intrinsics(folder / "intrinsic" / "intrinsic_color.txt")
+        depth_K = read_intrinsics(folder / "intrinsic" / "intrinsic_depth.txt")
         stems = [p.stem for p in (folder / "pose").glob("*.txt")]
 
         def paths(stem: str) -> tuple[Path, Path, Path]:
@@ -154,8 +169,8 @@ def load_frames(layout: str, folder: Path, axis_alignment: np.ndarray) -> FrameS
             )
 
     elif layout == POSED_IMAGES:
-        color_K = read_matrix(folder / "intrinsic.txt")[:3, :3]
-        depth_K = read_matrix(folder / "depth_intrinsic.txt")[:3, :3]
+        color_K = read_intrinsics(folder / "intrinsic.txt")
+        depth_K = read_intrinsics(folder / "depth_intrinsic.txt")
         stems = [p.stem for p in folder.glob("*.txt") if p.stem.isdigit()]
 
         def paths(stem: str) -> tuple[Path, Path, Path]:
@@ -177,6 +192,8 @@ def load_frames(layout: str, folder: Path, axis_alignment: np.ndarray) -> FrameS
             skipped[stem] = "pose is not 4x4"
         elif not np.isfinite(pose_raw).all():
             skipped[stem] = "non-finite pose"
+        elif rigid_problem(pose_raw) is not None:  # singular, scaled, sheared or mirrored
+            skipped[stem] = "non-rigid pose"
         elif not color_path.is_file():
             skipped[stem] = "color image missing"
         elif not depth_path.is_file():

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import open3d as o3d
 
+from core.scene.checks import intrinsics_problem
 from core.scene.geometry import as_intrinsics
 from core.scene.mesh import Mesh
 
@@ -109,7 +110,11 @@ class MeshRenderer:
         pose = np.asarray(pose_c2w, dtype=np.float64)
         if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
             raise ValueError(f"pose must be a finite 4x4 camera-to-world matrix, got shape {pose.shape}")
-        rays = _pinhole_rays(pose, as_intrinsics(intrinsics), width, height)
+        K = as_intrinsics(intrinsics)
+        problem = intrinsics_problem(K)
+        if problem is not None:  # NaN or zero focal lengths make NaN rays, which open3d may chase forever
+            raise ValueError(problem)
+        rays = _pinhole_rays(pose, K, width, height)
         hits = self._scene.cast_rays(o3d.core.Tensor.from_numpy(rays))
 
         # With z = 1 in the camera frame, the hit distance in units of the direction is the z-depth.

@@ -3,6 +3,10 @@
 The same reader serves real ScanNet scans and the project's synthetic ones. Required: the mesh. Optional
 parts (superpoints, instances, alignment, frames) are reported in `Scene.notes` when absent, never fatal;
 a present but broken file is a `SceneError` naming the file.
+
+Nothing is cast silently: `segIndices`, `objectId`s and `segments` must be JSON integers (a float or a
+boolean is refused, not truncated), `objectId`s are unique, labels are non-empty strings, the mesh has
+vertices and faces, and the alignment and camera matrices are checked by `checks`.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.scene.checks import check_rigid
 from core.scene.errors import SceneError
 from core.scene.frames import FrameSet, find_frames, load_frames
 from core.scene.geometry import aabb_of, transform_points
@@ -39,34 +44,71 @@ class Instance:
     vertex_indices: np.ndarray
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; every way it can fail is a `SceneError` naming the file."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
-        raise SceneError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raise SceneError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise SceneError(path, "malformed JSON: nested too deeply") from None
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, an integer of thousands of digits
+        raise SceneError(path, f"cannot read ({exc})") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file whose top level must be an object (segs.json, aggregation.json)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise SceneError(path, f"expected a JSON object at the top level, found {_json_type(data)}")
+    return data
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int  # a JSON integer; bool is a subclass of int and is refused
+
+
+def _int_list(path: Path, values: Any, where: str) -> list[int]:
+    """`values` when it is a list of JSON integers, else a `SceneError` saying what was found where."""
+    if not isinstance(values, list):
+        raise SceneError(path, f"{where} must be a list of integers, found {_json_type(values)}")
+    for i, v in enumerate(values):
+        if not _is_int(v):
+            raise SceneError(path, f"{where}[{i}] must be an integer, found {_json_type(v)} {v!r}")
+    return values
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
-        raise SceneError(path, f"cannot read ({exc})") from exc
+        raise SceneError(path, f"cannot read ({exc})") from None
 
 
 def read_axis_alignment(path: Path) -> np.ndarray | None:
     """The `axisAlignment` of a `<scene>.txt` meta file, or None when the line is absent (test scenes)."""
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in _read_lines(path):
         key, _, value = line.partition("=")
         if key.strip() == "axisAlignment":
             try:
                 values = np.array(value.split(), dtype=np.float64)
             except ValueError as exc:
                 raise SceneError(path, f"axisAlignment is not 16 numbers ({exc})") from exc
-            if values.size != 16 or not np.isfinite(values).all():
-                raise SceneError(path, f"axisAlignment must be 16 finite numbers, found {values.size}")
-            return values.reshape(4, 4)
+            if values.size != 16:
+                raise SceneError(path, f"axisAlignment must be 16 numbers, found {values.size}")
+            return check_rigid(values.reshape(4, 4), path, "axisAlignment")
     return None
 
 
 def read_meta(path: Path) -> dict[str, str]:
     meta = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in _read_lines(path):
         key, sep, value = line.partition("=")
         if sep:
             meta[key.strip()] = value.strip()
@@ -75,13 +117,13 @@ def read_meta(path: Path) -> dict[str, str]:
 
 def read_segments(path: Path, num_vertices: int) -> np.ndarray:
     """`segIndices` of a segs.json, checked against the mesh's vertex count."""
-    data = read_json(path)
+    data = read_json_object(path)
     if "segIndices" not in data:
         raise SceneError(path, "field 'segIndices' missing")
     try:
-        seg = np.asarray(data["segIndices"], dtype=np.int64)
-    except (TypeError, ValueError) as exc:
-        raise SceneError(path, f"segIndices must be integers ({exc})") from exc
+        seg = np.asarray(_int_list(path, data["segIndices"], "segIndices"), dtype=np.int64)
+    except OverflowError:
+        raise SceneError(path, "segIndices holds an integer too large for 64 bits") from None
     if seg.ndim != 1 or len(seg) != num_vertices:
         raise SceneError(path, f"segIndices has {seg.size} entries but the mesh has {num_vertices} vertices")
     return seg
@@ -89,22 +131,43 @@ def read_segments(path: Path, num_vertices: int) -> np.ndarray:
 
 def read_instances(path: Path, segments: np.ndarray) -> list[Instance]:
     """segGroups of an aggregation.json mapped to vertices through the superpoints."""
-    data = read_json(path)
+    data = read_json_object(path)
     groups = data.get("segGroups")
     if not isinstance(groups, list):
         raise SceneError(path, "field 'segGroups' missing or not a list")
     seg_ids, inverse = np.unique(segments, return_inverse=True)
     instances = []
+    seen: dict[int, int] = {}  # objectId -> index of the group that gave it
     for i, group in enumerate(groups):
-        try:
-            object_id = int(group.get("objectId", group.get("id")))
-            label = str(group["label"])
-            segs = [int(s) for s in group["segments"]]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SceneError(path, f"segGroups[{i}] is malformed ({type(exc).__name__}: {exc})") from exc
+        object_id, label, segs = _read_group(path, group, f"segGroups[{i}]")
+        if object_id in seen:
+            raise SceneError(
+                path, f"segGroups[{i}]: objectId {object_id} already given by segGroups[{seen[object_id]}]"
+            )
+        seen[object_id] = i
         member = np.isin(seg_ids, segs)
         instances.append(Instance(object_id, label, segs, np.flatnonzero(member[inverse])))
     return instances
+
+
+def _read_group(path: Path, group: Any, where: str) -> tuple[int, str, list[int]]:
+    """(objectId, label, segments) of one segGroup, each of exactly the JSON type ScanNet writes."""
+    if not isinstance(group, dict):
+        raise SceneError(path, f"{where} is malformed: expected an object, found {_json_type(group)}")
+    key = "id" if "objectId" not in group and "id" in group else "objectId"  # old exports: only `id`
+    for name in (key, "label", "segments"):
+        if name not in group:
+            raise SceneError(path, f"{where} is malformed: field '{name}' missing")
+    object_id, label = group[key], group["label"]
+    if not _is_int(object_id) or object_id < 0:
+        raise SceneError(
+            path, f"{where}.{key} must be a non-negative integer, found {_json_type(object_id)} {object_id!r}"
+        )
+    if not isinstance(label, str) or not label.strip():
+        raise SceneError(
+            path, f"{where}.label must be a non-empty string, found {_json_type(label)} {label!r}"
+        )
+    return object_id, label, _int_list(path, group["segments"], f"{where}.segments")
 
 
 def scene_files(folder: Path, scene_id: str) -> dict[str, Path | None]:
@@ -153,6 +216,12 @@ class Scene:
         scene_id = folder.name
         files = scene_files(folder, scene_id)
         mesh_raw, _ = read_ply_mesh(files["mesh"])
+        if mesh_raw.num_vertices == 0 or mesh_raw.num_faces == 0:
+            raise SceneError(
+                files["mesh"],
+                f"empty mesh ({mesh_raw.num_vertices} vertices, {mesh_raw.num_faces} faces): "
+                "a scan needs both",
+            )
         notes: list[str] = []
 
         alignment, meta = np.eye(4), {}

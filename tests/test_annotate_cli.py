@@ -1,4 +1,4 @@
-"""`python -m core annotate`: output format, resumability (kill -9 included), failures, stats."""
+"""`python -m core annotate`: output format, resumability (kill -9 included), failures, time limits, stats."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from misbehaving_openai import CAPTION, MisbehavingServer
 
 from core.__main__ import main
 from core.data.densescan import read_densescan
@@ -129,10 +130,62 @@ def test_failed_scene_is_recorded_and_the_run_goes_on(synth_root: Path, tmp_path
     assert [r.level for r in read_densescan(out / "densescan.json")] == ["scene"]
 
 
-def test_bad_arguments_give_clear_errors(tmp_path: Path, capsys):
+def test_bad_arguments_give_clear_errors(tmp_path: Path, synth_root: Path, capsys):
     assert main(["annotate", "--scans", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "scans folder not found" in capsys.readouterr().err
     assert main(["annotate", "--stats", str(tmp_path)]) == 2
+    base = ["annotate", "--scans", str(synth_root), "--out", str(tmp_path / "o")]
+    bad = [("--timeout", "0"), ("--timeout", "nan"), ("--retries", "-1"), ("--scene-timeout", "-5")]
+    for flag, value in bad:
+        assert main([*base, flag, value]) == 2
+        assert f"error: {flag} must be" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def _openai(server: MisbehavingServer) -> list[str]:
+    return ["--captioner", "openai", "--api-base", server.url, "--model", "any", "--no-progress"]
+
+
+def test_unusable_replies_fail_the_scene_and_a_rerun_asks_again(synth_root: Path, tmp_path: Path, capsys):
+    """A caption cut at max_tokens is never written or cached; a rerun against a healthy server asks anew."""
+    out = tmp_path / "out"
+    args = ["annotate", "--scans", str(synth_root), "--out", str(out), "--scenes", SCENE, "--top-k", "1"]
+    with MisbehavingServer() as server:
+        server.set("length")
+        args += ["--scene-timeout", "0"]  # in this process: quicker; the worker path is tested below
+        assert main([*args, *_openai(server), "--retries", "1"]) == 1
+        failure = (out / "failed" / f"{SCENE}.json").read_text()
+        assert "gave up after 2 attempts" in failure and "finish_reason 'length'" in failure
+        assert "FAILED" in capsys.readouterr().out
+        assert server.requests >= 2 and server.requests % 2 == 0  # every request tried twice
+        assert not list((out / "cache").rglob("*.txt"))
+        assert not (out / "scenes" / SCENE / "done.json").exists()
+        assert read_densescan(out / "densescan.json") == []
+
+        server.set("healthy")
+        assert main([*args, *_openai(server)]) == 0
+        assert server.requests > 10  # asked again, not rebuilt from a cache of truncated answers
+    assert not (out / "failed" / f"{SCENE}.json").exists()
+    records = read_densescan(out / "densescan.json")
+    assert records and all(r.description.strip() for r in records)
+    assert any(r.description == CAPTION for r in records if r.level == "frame")
+
+
+def test_a_scene_over_its_time_limit_is_recorded_and_the_run_goes_on(synth_root: Path, tmp_path: Path):
+    """A captioner that never answers (within a long --timeout) cannot hold the run past --scene-timeout."""
+    out = tmp_path / "out"
+    scenes = ["scene0000_00", SCENE]
+    args = ["annotate", "--scans", str(synth_root), "--out", str(out), "--scenes", *scenes, "--top-k", "1"]
+    with MisbehavingServer() as server:
+        server.set("hang")
+        start = time.monotonic()
+        assert main([*args, *_openai(server), "--timeout", "600", "--scene-timeout", "4"]) == 2
+        elapsed = time.monotonic() - start
+    assert elapsed < 40
+    for scene in scenes:  # the second scene ran after the first one's worker was stopped
+        failure = (out / "failed" / f"{scene}.json").read_text()
+        assert "exceeded the time limit of 4 s" in failure
+        assert not (out / "scenes" / scene / "done.json").exists()
 
 
 def test_stats(finished: Path, capsys):

@@ -1,5 +1,6 @@
 """Run the pipeline over many scenes: skip finished ones, record failures and go on, in one process,
-in a local process pool (`workers`), or as Ray tasks (`engine="ray"`).
+in worker processes (`workers`, or any run with a per-scene time limit), or as Ray tasks (`engine="ray"`).
+A scene that outlives `scene_timeout` has its worker killed (`scene_pool`) and is recorded as failed.
 
 A job is described by plain data (`JobSpec`: scan root, output root, captioner name and options, config),
 so the same function runs in a worker process or on a Ray node and builds its own captioner there.
@@ -9,9 +10,8 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class JobSpec:
     captioner: str = "grounded"
     captioner_options: dict[str, Any] = field(default_factory=dict)
     config: AnnotateConfig = field(default_factory=AnnotateConfig)
+    scene_timeout: float | None = None  # seconds one scene may take; None: no limit (and no worker process)
 
 
 @dataclass
@@ -105,6 +106,17 @@ def run_scene(spec: JobSpec, scene_id: str, progress: bool = False) -> SceneOutc
         return SceneOutcome(scene_id, False, error=error)
 
 
+def run_scene_limited(spec: JobSpec, scene_id: str, progress: bool = False) -> SceneOutcome:
+    """`run_scene` under `spec.scene_timeout`, in a worker process of its own (a Ray task runs one scene)."""
+    if spec.scene_timeout is None:
+        return run_scene(spec, scene_id, progress)
+    from core.annotate.scene_pool import run_with_deadline
+
+    job = partial(run_scene, spec, progress=progress)
+    [outcome] = run_with_deadline(job, partial(_failed, spec), [scene_id], 1, spec.scene_timeout)
+    return outcome
+
+
 def run_scenes(
     spec: JobSpec,
     scene_ids: list[str],
@@ -127,8 +139,8 @@ def run_scenes(
         from core.annotate.ray_engine import run_on_ray
 
         runs: Iterator[SceneOutcome] = run_on_ray(spec, todo, ray_address)
-    elif workers > 1:
-        runs = _run_pool(spec, todo, workers)
+    elif workers > 1 or spec.scene_timeout is not None:
+        runs = _run_workers(spec, todo, workers, progress)
     else:
         runs = (run_scene(spec, s, progress) for s in todo)
     for outcome in runs:
@@ -140,9 +152,15 @@ def run_scenes(
     return sorted(outcomes, key=lambda o: order[o.scene_id])
 
 
-def _run_pool(spec: JobSpec, scene_ids: list[str], workers: int) -> Iterator[SceneOutcome]:
-    # spawn, not fork: open3d and BLAS thread pools do not survive a fork reliably.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_scene, spec, s, False) for s in scene_ids]
-        for future in as_completed(futures):
-            yield future.result()
+def _run_workers(spec: JobSpec, scene_ids: list[str], workers: int, progress: bool) -> Iterator[SceneOutcome]:
+    from core.annotate.scene_pool import run_with_deadline
+
+    job = partial(run_scene, spec, progress=progress and workers == 1)  # one scene bar only when alone
+    return run_with_deadline(job, partial(_failed, spec), scene_ids, max(1, workers), spec.scene_timeout)
+
+
+def _failed(spec: JobSpec, scene_id: str, reason: str) -> SceneOutcome:
+    """A scene its worker could not finish (time limit, a crash): recorded like any failed scene."""
+    error = f"scene {scene_id} {reason}"
+    write_failure(spec.out, scene_id, error)
+    return SceneOutcome(scene_id, False, error=error)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from core.annotate.config import BACKGROUNDS, HIGHLIGHT_STYLES, AnnotateConfig
 from core.scene.errors import SceneError
+
+# a scene of ScanNet size with a VLM at 32 requests in flight takes minutes; an hour means it is stuck
+DEFAULT_SCENE_TIMEOUT = 3600.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -18,7 +22,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Views and isolated crops, highlighted frames, multi-view fusion and verification (a "
         "geometric fact check included) for every object; frame descriptions, a narrative and scenario "
         "questions per scene. Writes <out>/scenes/<id>/ and <out>/densescan.json. Rerun the same command "
-        "to resume. Exit status: the number of failed scenes. Output format: README.",
+        "to resume. A scene that fails (a captioner that gave up, a scene over --scene-timeout) is recorded "
+        "in <out>/failed/ and the run goes on. Exit status: the number of failed scenes. Output format: "
+        "README.",
     )
     p.add_argument("--scans", type=Path, help="a scans/ folder, or a dataset root holding scans/")
     p.add_argument("--out", type=Path, help="output folder")
@@ -29,6 +35,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model-path", type=Path, help="local model folder (hf)")
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     p.add_argument("--send-facts", action="store_true", help="also send the 3D facts to a VLM backend")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="openai: total seconds one request may take, however slowly the reply arrives (default 120)",
+    )
+    p.add_argument(
+        "--retries", type=int, default=4, help="openai: retries of a failed or unusable reply (default 4)"
+    )
+    p.add_argument(
+        "--scene-timeout",
+        type=float,
+        default=DEFAULT_SCENE_TIMEOUT,
+        metavar="S",
+        help=f"seconds one scene may take before its worker is stopped and the scene recorded as failed "
+        f"(default {DEFAULT_SCENE_TIMEOUT:g}; 0: no limit, and scenes run in this process)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top-k", type=int, default=8, help="views per object (default 8)")
     p.add_argument("--highlight", choices=HIGHLIGHT_STYLES, default="outline")
@@ -60,6 +84,7 @@ def run_annotate(args: argparse.Namespace) -> int:
         config = AnnotateConfig(
             top_k=args.top_k, highlight=args.highlight, background=args.background, seed=args.seed
         )
+        _check_limits(args)
     except (SceneError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -74,13 +99,16 @@ def run_annotate(args: argparse.Namespace) -> int:
         "cache_dir": args.out / "cache",
         "seed": args.seed,
         "send_facts": args.send_facts,
+        "timeout": args.timeout,
+        "retries": args.retries,
     }
     try:  # fail before the first scene when the captioner cannot be built at all
         make_captioner(args.captioner, **options)
     except Exception as exc:  # registry errors, missing packages, bad options: one clear line
         print(f"error: cannot build captioner {args.captioner!r}: {exc}", file=sys.stderr)
         return 2
-    spec = JobSpec(args.scans, args.out, args.captioner, options, config)
+    scene_timeout = args.scene_timeout or None  # 0: no limit
+    spec = JobSpec(args.scans, args.out, args.captioner, options, config, scene_timeout)
     outcomes = run_scenes(spec, scene_ids, args.workers, args.engine, args.ray_address, not args.no_progress)
     count = merge_records(args.out)
     print(summary_table(outcomes))
@@ -90,6 +118,18 @@ def run_annotate(args: argparse.Namespace) -> int:
         + (f" (see {args.out / 'failed'})" if failed else "")
     )
     return min(len(failed), 125)
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    """`--timeout`, `--retries` and `--scene-timeout` must be usable numbers (ValueError names the flag)."""
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.retries < 0:
+        raise ValueError(f"--retries must be 0 or more, got {args.retries}")
+    if not (math.isfinite(args.scene_timeout) and args.scene_timeout >= 0):
+        raise ValueError(
+            f"--scene-timeout must be 0 (no limit) or a positive number of seconds, got {args.scene_timeout}"
+        )
 
 
 def _stats(args: argparse.Namespace) -> int:

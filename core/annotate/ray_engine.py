@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from core.annotate.batch import JobSpec, SceneOutcome, run_scene
+from core.annotate.batch import JobSpec, SceneOutcome, run_scene_limited
 
 
 def run_on_ray(
@@ -26,7 +26,7 @@ def run_on_ray(
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=1)(run_scene)
+        task = ray.remote(num_cpus=1)(run_scene_limited)  # spec.scene_timeout bounds each task
         pending = [task.remote(spec, s, False) for s in scene_ids]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)

@@ -4,20 +4,28 @@ A batch (every request of one stage of one scene) is sent concurrently with at m
 requests in flight (spread over small connection pools), because a VLM server is only busy, and a
 pipeline only fast, with many requests in flight.
 Transient failures (timeouts, dropped connections, 429, 5xx) are retried with exponential backoff and
-jitter; every answer is cached so that a restarted job asks nothing twice.
+jitter, or after the server's Retry-After (capped at `max_retry_after`). Each attempt has a total deadline
+(`timeout`), not only a per-read one, so a server that trickles a byte a second cannot stall a run.
+A reply that is not a whole caption (`content: null`, a list of content parts, an empty text,
+`finish_reason` "length" or "content_filter") is a failure too: it is retried, never cached, and after the
+retries it fails the batch, so a scene never ends up with an empty or truncated caption.
+Every good answer is cached so that a restarted job asks nothing twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
 import io
 import math
 import os
 import random
 import threading
+import time
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
+from datetime import UTC
 from typing import Any, TypeVar
 
 import httpx
@@ -76,8 +84,60 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
+# a reply that stopped for one of these reasons is not a whole caption
+BAD_FINISH_REASONS = {
+    "length": "the reply was cut off at max_tokens (finish_reason 'length')",
+    "content_filter": "the server's content filter withheld the reply (finish_reason 'content_filter')",
+}
+
+
 class _Retryable(Exception):
-    """A failure worth another try (timeout, connection, 429, 5xx)."""
+    """A failure worth another try (timeout, connection, 429, 5xx, a reply that is not a whole caption)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the server asked us to wait, when it said
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a `Retry-After` header asks for (delay-seconds or HTTP-date); None if absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # HTTP-dates are GMT by definition
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def reply_text(payload: Any) -> str:
+    """The caption in a chat completion; `_Retryable` when the reply is not a whole, non-empty text.
+
+    A malformed body (no `choices[0].message`) raises `KeyError`, `IndexError` or `TypeError`.
+    """
+    choice = payload["choices"][0]
+    message = choice["message"]
+    if not isinstance(message, dict):
+        raise TypeError("message is not an object")
+    reason = BAD_FINISH_REASONS.get(choice.get("finish_reason"))
+    if reason is not None:
+        raise _Retryable(reason)
+    content = message.get("content")
+    if content is None:
+        refusal = message.get("refusal")
+        said = f"; refusal: {refusal!r:.200}" if refusal else ""
+        raise _Retryable(f"the reply has no text (content: null){said}")
+    if not isinstance(content, str):
+        raise _Retryable(f"the reply's content is a {type(content).__name__}, not a text")
+    if not content.strip():
+        raise _Retryable(f"the reply is empty ({content!r:.40})")
+    return content
 
 
 class OpenAICaptioner:
@@ -95,12 +155,19 @@ class OpenAICaptioner:
         retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 16.0,
+        max_retry_after: float = 60.0,
         cache: ResponseCache | None = None,
         send_facts: bool = False,
         api_key: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise CaptionerError(f"concurrency must be at least 1, got {concurrency}")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise CaptionerError(f"timeout must be a positive number of seconds, got {timeout}")
+        if retries < 0:
+            raise CaptionerError(f"retries must be 0 or more, got {retries}")
+        if not max_retry_after >= 0:
+            raise CaptionerError(f"max_retry_after must be 0 or more seconds, got {max_retry_after}")
         self.url = api_base.rstrip("/") + "/chat/completions"
         self.model = model
         self.concurrency = concurrency
@@ -108,6 +175,7 @@ class OpenAICaptioner:
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
         self.cache = cache
         self.send_facts = send_facts
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -164,36 +232,43 @@ class OpenAICaptioner:
             text = await self._post_with_retries(client, body)
         finally:
             slots.put_nowait(client)
-        if self.cache is not None:
+        if self.cache is not None:  # only whole captions get here (`reply_text`)
             self.cache.put(key, text)
         return text
 
     async def _post_with_retries(self, client: httpx.AsyncClient, body: dict[str, Any]) -> str:
-        last = ""
+        last = _Retryable("no attempt made")
         for attempt in range(self.retries + 1):
             if attempt:
-                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                await asyncio.sleep(self._delay(attempt, last.retry_after))
             try:
                 return await self._post(client, body)
             except _Retryable as exc:
-                last = str(exc)
+                last = exc
         raise CaptionerError(f"{self.url}: gave up after {self.retries + 1} attempts; last error: {last}")
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """The wait before try `attempt` (1-based): what the server asked for (capped), else backoff."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
     async def _post(self, client: httpx.AsyncClient, body: dict[str, Any]) -> str:
         try:
-            response = await client.post(self.url, json=body)
-        except httpx.TimeoutException as exc:
+            # httpx's timeout bounds each read; this bounds the whole request, however the bytes trickle in
+            async with asyncio.timeout(self.timeout):
+                response = await client.post(self.url, json=body)
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise _Retryable(f"timed out after {self.timeout} s ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"connection error: {type(exc).__name__}: {exc}") from exc
         status = response.status_code
         if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status}: {response.text[:300]}")
+            wait = retry_after_seconds(response.headers.get("retry-after"))
+            raise _Retryable(f"HTTP {status}: {response.text[:300]}", retry_after=wait)
         if status != 200:
             raise CaptionerError(f"{self.url}: HTTP {status} (not retried): {response.text[:300]}")
         try:
-            content = response.json()["choices"][0]["message"]["content"]
+            return reply_text(response.json())
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise CaptionerError(f"{self.url}: not an OpenAI chat completion: {response.text[:300]}") from exc
-        return content if isinstance(content, str) else ""

@@ -3,6 +3,10 @@
 `AppContext` caches loaded scenes (with their point-view precomputation and BEV image) and annotation
 documents, and answers the questions the workspaces ask about an item: its images, claims, and the
 other captions that mention its object.
+
+Every image path a document names goes through `contained_file`: it must resolve (symlinks followed) to
+a file inside the annotations' `scenes/` folder, the one folder Gradio is allowed to serve; a path that
+leaves it (`../../review.db`, an absolute path, a symlink out) is skipped with a note, never served.
 """
 
 from __future__ import annotations
@@ -11,15 +15,46 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
+
+import gradio as gr
 
 from app.scene_view import SceneView, render_bev
 from core.scene.render import BEVImage
 from core.scene.scannet import Scene, list_scenes, load_scene
 from review import ItemView, ReviewService
+from review.db import sqlite_file
 
 SCENE_CACHE_SIZE = 4
+
+
+class UnsafePath(ValueError):
+    """A path from an annotation document that does not stay inside the folder it must stay in."""
+
+
+def contained_file(root: Path, base: Path, name: object) -> Path | None:
+    """`base / name` resolved, when it lies inside `root`: the file, or None when no such file exists.
+
+    Raises UnsafePath (one line naming the path) for a non-string, an absolute path or a path that
+    resolves outside `root`; the one check every image path read from a document goes through.
+    """
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise UnsafePath(f"image path {name!r} is not a file name")
+    if Path(name).is_absolute():
+        raise UnsafePath(f"image path {name!r} is absolute; it must be relative to its scene folder")
+    resolved = (base / name).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise UnsafePath(f"image path {name!r} leaves the annotations folder; skipped")
+    return resolved if resolved.is_file() else None
+
+
+@dataclass
+class ItemImages:
+    crops: list[tuple[str, str]]  # (path, caption)
+    highlights: list[tuple[str, str]]
+    skipped: list[str]  # one line per image path refused by `contained_file`
 
 
 @dataclass
@@ -115,27 +150,44 @@ class AppContext:
         return list(((obj or {}).get("verification") or {}).get("claims") or [])
 
     def images(self, item: ItemView) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        """(crops, highlighted frames) as (path, caption) pairs for the item's object."""
+        """(crops, highlighted frames) as (path, caption) pairs for the item's object; refused paths are
+        left out and shown as a warning toast when called from a callback."""
+        found = self.item_images(item)
+        for note in found.skipped:
+            gr.Warning(escape(note))  # the toast renders HTML; the note quotes the document
+        return found.crops, found.highlights
+
+    def item_images(self, item: ItemView) -> ItemImages:
+        """The item's crops and highlighted frames, and a note for every image path that was refused."""
+        found = ItemImages([], [], [])
         object_id = object_id_of(item)
         scene_id = item.key.scene_id
         if self.annotations is None or object_id is None:
-            return [], []
+            return found
         folder = self.scene_folder(scene_id)
-        crops: list[tuple[str, str]] = []
-        highlights: list[tuple[str, str]] = []
+        where = f"scenes/{folder.name}/annotation.json"  # relative: the note must not reveal server paths
+
+        def add(into: list[tuple[str, str]], name: object, caption: str, first: bool = False) -> None:
+            try:
+                path = contained_file(self.images_root(), folder, name)
+            except UnsafePath as exc:
+                found.skipped.append(f"{where}: {exc}")
+                return
+            if path is not None:
+                into.insert(0 if first else len(into), (str(path), caption))
+
         obj = self.object_entry(scene_id, object_id) or {}
         for view in obj.get("views", []):
             label = f"frame {view.get('frame_id')} · score {view.get('score', 0):.2f}"
-            crops += [(str(folder / c), label) for c in view.get("crops", []) if (folder / c).is_file()]
-            if view.get("highlight") and (folder / view["highlight"]).is_file():
-                highlights.append((str(folder / view["highlight"]), label))
+            for crop in view.get("crops", []):
+                add(found.crops, crop, label)
+            if view.get("highlight"):
+                add(found.highlights, view["highlight"], label)
         if item.key.level == "frame":
             for frame in (self.doc(scene_id) or {}).get("frames", []):
                 if str(frame.get("frame_id")) == str(item.extra.get("frame_id")) and frame.get("image"):
-                    path = folder / frame["image"]
-                    if path.is_file():
-                        highlights.insert(0, (str(path), f"frame {frame['frame_id']} (this caption)"))
-        return crops, highlights
+                    add(found.highlights, frame["image"], f"frame {frame['frame_id']} (this caption)", True)
+        return found
 
     def other_levels(self, item: ItemView) -> list[tuple[str, str]]:
         """Captions at other levels (object, frame, scene, scenario) that mention the item's object."""
@@ -160,8 +212,22 @@ class AppContext:
                 out.append(("scenario", f"{scenario.get('question', '')} → {scenario.get('answer', '')}"))
         return out
 
+    def images_root(self) -> Path:
+        """The one folder images are served from: the annotations' per-scene folders."""
+        assert self.annotations is not None
+        return self.annotations / "scenes"
+
     def allowed_paths(self) -> list[str]:
-        return [str(self.annotations)] if self.annotations is not None else []
+        """What Gradio may serve beyond its own cache: the per-scene image folders, nothing above them."""
+        return [str(self.images_root().resolve())] if self.annotations is not None else []
+
+    def blocked_paths(self) -> list[str]:
+        """Never served whatever a callback returns: the SQLite review database and its side files."""
+        db = sqlite_file(self.service.db.url)
+        if db is None:
+            return []
+        db = db.resolve()
+        return [str(db), *(str(db.with_name(db.name + s)) for s in ("-wal", "-shm", "-journal"))]
 
 
 def object_id_of(item: ItemView) -> int | None:

@@ -1,13 +1,43 @@
-"""Atomic file writes: a reader never sees half a file, and a killed job leaves the old file intact."""
+"""Atomic file writes: a reader never sees half a file, and a killed job leaves the old file intact.
+
+The temp file is created private (0600, by `tempfile.mkstemp`) and given, before the rename, the mode a
+plain `open(path, "w")` would leave: an existing file keeps its mode, a new one gets 0666 & ~umask.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore; meanwhile files made by other threads are private
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def _plain_open_mode(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -18,6 +48,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            os.fchmod(f.fileno(), _plain_open_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,10 +10,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from review.config import ReviewConfig
-from review.db import sqlite_file
+from review.db import display_url, one_line, sqlite_file
 from review.errors import ReviewError
-from review.exporter import EXPORT_CHOICES
+from review.exporter import EXPORT_CHOICES, check_export_path
 from review.service import ReviewService
 from review.stats import RateStats, Stats
 from review.views import Role
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("export", help="write the reviewed training set in the DenseScan record format")
     _add_db(p)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, help="the file to write (JSON); its folder is created if needed")
     p.add_argument(
         "--status",
         choices=EXPORT_CHOICES,
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _existing(url: str) -> ReviewService:
     """A service on a database that must exist already: a mistyped path should not create an empty one."""
     path = sqlite_file(url)
-    if path is not None and not path.is_file():
+    if path is not None and not path.exists():  # a folder or a foreign file: `Database` says what it is
         raise ReviewError(path, "no review database here (create it with `python -m review import`)", "input")
     return ReviewService(url)
 
@@ -102,6 +104,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    check_export_path(args.out)  # before reading the database: a wrong --out fails at once
     report = _existing(args.db).export(args.out, args.status)
     by_status = ", ".join(f"{n} {s}" for s, n in sorted(report.by_review_status.items())) or "nothing"
     print(f"wrote {report.records} records ({by_status}; {report.edited} edited) to {report.path}")
@@ -182,4 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except ReviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # the database failed after it opened (server gone, disk full, ...)
+        print(f"error: {display_url(args.db)}: database error: {one_line(exc)}", file=sys.stderr)
         return 1

@@ -6,10 +6,14 @@ Each record has the ScanRefer fields (`scene_id`, `object_id`, `object_name`, `a
 provenance: `revision` (the head revision number), `reviewer` (who made the deciding vote),
 `review_status` and `edited`. Edited text replaces the pipeline's, with `token` recomputed from it.
 Rejected items are never exported.
+
+The output path is checked before anything is written: a folder (or a path ending in `/`) is refused
+rather than guessed into, and a write that fails (no space, no permission) leaves no temp file behind.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ class ExportReport:
     records: int = 0
     edited: int = 0
     by_review_status: dict[str, int] = field(default_factory=dict)
+    by_level: dict[str, dict[str, int]] = field(default_factory=dict)  # level -> review status -> count
 
 
 def _last_voters(session: Session) -> dict[int, str]:
@@ -87,13 +92,33 @@ def export_records(session: Session, status: str = "approved") -> list[dict[str,
     return [export_record(item, head, voters.get(item.id)) for item, head in session.execute(stmt)]
 
 
+def check_export_path(path: str | Path) -> Path:
+    """The export file's path, or a `ReviewError` saying why nothing can be written there."""
+    raw = str(path)
+    path = Path(path)
+    if raw.endswith(("/", os.sep)) or path.is_dir() or path.name in ("", ".", ".."):
+        reason = "is a folder: the export needs a file name (for example reviewed.json)"
+        raise ReviewError(raw, reason, code="input")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ReviewError(path, f"cannot write the export: {parent} is a file, not a folder", "input")
+            break
+    return path
+
+
 def write_export(path: str | Path, records: list[dict[str, Any]]) -> ExportReport:
     """Write the records atomically: a reader never sees half a file."""
-    path = Path(path)
-    atomic_write_json(path, records)
+    path = check_export_path(path)
+    try:
+        atomic_write_json(path, records)
+    except OSError as exc:
+        raise ReviewError(path, f"cannot write the export: {exc.strerror or exc}", code="input") from exc
     report = ExportReport(path=path, records=len(records))
     for record in records:
         report.edited += bool(record["edited"])
         status = record["review_status"]
         report.by_review_status[status] = report.by_review_status.get(status, 0) + 1
+        per_level = report.by_level.setdefault(str(record["level"]), {})
+        per_level[status] = per_level.get(status, 0) + 1
     return report

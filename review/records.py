@@ -4,6 +4,12 @@
 `object_name`, `ann_id`, `description`, `token`) plus `level`, `status` (the pipeline's verification
 outcome), `confidence` and `source`; scenario questions add `question`, `answer`, `answer_object_ids`.
 Any other field (claims, frame_id, image paths, ...) is kept as it is in `extra`.
+
+Every record is checked here against what both backends can store, so that SQLite and PostgreSQL give
+the same answer: identifiers and names must fit their column (`scene_id` at most 64 characters, ...;
+SQLite would accept more, PostgreSQL would refuse the whole import with a database error), and no string
+anywhere in a record, field names included, may hold a NUL character or a lone surrogate (PostgreSQL
+cannot store the first; neither backend can encode the second, nor can the export).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 from core.text import scanrefer_tokens as tokenize
 from review.errors import ReviewError
+from review.schema import Decision, Item
 
 ANNOTATION_FILE = "densescan.json"
 LEVELS = ("object", "frame", "scene", "scenario")
@@ -26,6 +33,11 @@ MODELED_FIELDS = frozenset(
     }
 )  # fmt: skip
 MAX_REPORTED_PROBLEMS = 20
+# the longest value each length-limited column takes, read from the schema so the two never disagree
+MAX_LENGTHS = {
+    name: Item.__table__.c[name].type.length
+    for name in ("scene_id", "object_id", "ann_id", "object_name", "source")
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -58,11 +70,66 @@ class PipelineRecord:
     extra: dict[str, Any]
 
 
+def text_problem(value: str) -> str | None:
+    """Why the store cannot keep this string (a NUL, a lone surrogate), or None when it can."""
+    if "\x00" in value:
+        return "holds a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # only lone surrogates fail: they are not text in any encoding
+        return f"holds a lone surrogate (\\u{ord(value[exc.start]):04x}) at character {exc.start}"
+    return None
+
+
+KEY_MAX_LENGTH = Decision.__table__.c.idempotency_key.type.length  # also the undo key's
+
+
+def check_texts(where: str, key: str | None = None, **texts: str | None) -> None:
+    """Refuse what a person sends (an edit, a note, an idempotency key) that a backend cannot store, with
+    the same `ReviewError` on SQLite and PostgreSQL (PostgreSQL would fail the transaction instead)."""
+    if key is not None and len(key) > KEY_MAX_LENGTH:
+        raise ReviewError(where, f"the request key is {len(key)} characters long, more than {KEY_MAX_LENGTH}")
+    for name, value in {"key": key, **texts}.items():
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise ReviewError(where, f"`{name}` {problem}")
+
+
+def _check_strings(raw: dict[str, Any]) -> None:
+    """Every string of the record, at any depth, field names included (iterative: depth costs no stack)."""
+    try:  # the fast look: one C-speed pass; the walk below only runs to find (or rule out) a suspect
+        flat = json.dumps(raw, ensure_ascii=False)
+        if "\\u0000" not in flat and text_problem(flat) is None:
+            return
+    except RecursionError:
+        pass
+    stack: list[tuple[str, Any]] = [(f"`{name}`", value) for name, value in raw.items()]
+    stack += [(f"a field name {name[:40]!r}", name) for name in raw]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem:
+                raise ValueError(f"{where} {problem}")
+        elif isinstance(value, dict):
+            stack += [(f"{where}[{k!r}]", v) for k, v in value.items()]
+            stack += [(f"a field name in {where}", k) for k in value]
+        elif isinstance(value, list):
+            stack += [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _fits(field: str, value: str) -> str:
+    limit = MAX_LENGTHS[field]
+    if len(value) > limit:
+        raise ValueError(f"`{field}` is {len(value)} characters long, more than the store's {limit}")
+    return value
+
+
 def _id_string(raw: dict[str, Any], field: str) -> str:
     value = raw.get(field)
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
         raise ValueError(f"`{field}` must be a non-empty string, got {value!r}")
-    return str(value)
+    return _fits(field, str(value))
 
 
 def _text(raw: dict[str, Any], field: str, allow_empty: bool = False) -> str:
@@ -83,6 +150,7 @@ def parse_record(raw: Any) -> PipelineRecord:
     """Validate one raw JSON record; a ValueError says which field is wrong and how."""
     if not isinstance(raw, dict):
         raise ValueError(f"a record must be a JSON object, got {type(raw).__name__}")
+    _check_strings(raw)
     level = _choice(raw, "level", LEVELS)
     key = ItemKey(_id_string(raw, "scene_id"), level, _id_string(raw, "object_id"), _id_string(raw, "ann_id"))
     confidence = raw.get("confidence")
@@ -104,12 +172,12 @@ def parse_record(raw: Any) -> PipelineRecord:
         raise ValueError("`token` must be a list of strings")
     return PipelineRecord(
         key=key,
-        object_name=_text(raw, "object_name"),
+        object_name=_fits("object_name", _text(raw, "object_name")),
         description=description,
         token=list(token),
         status=_choice(raw, "status", PIPELINE_STATUSES),
         confidence=float(confidence),
-        source=_text(raw, "source"),
+        source=_fits("source", _text(raw, "source")),
         question=question,
         answer=answer,
         answer_object_ids=answer_ids,
@@ -117,9 +185,17 @@ def parse_record(raw: Any) -> PipelineRecord:
     )
 
 
+def _short(value: Any, limit: int = 40) -> str:
+    try:
+        text = str(value)
+    except ValueError:  # an integer too long to print
+        return "<a huge number>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _describe(raw: Any, index: int) -> str:
     if isinstance(raw, dict):
-        parts = [str(raw.get(f, "?")) for f in ("scene_id", "level", "object_id", "ann_id")]
+        parts = [_short(raw.get(f, "?")) for f in ("scene_id", "level", "object_id", "ann_id")]
         return f"record {index} ({'/'.join(parts)})"
     return f"record {index}"
 
@@ -132,8 +208,12 @@ def read_annotations(folder: str | Path) -> list[PipelineRecord]:
         raise ReviewError(path, f"no annotation file (expected {ANNOTATION_FILE} in {folder})", code="input")
     try:
         raw_records = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except OSError as exc:
+        raise ReviewError(path, f"cannot read the annotation file: {exc.strerror or exc}", "input") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise ReviewError(path, f"not valid JSON: {exc}", code="input") from exc
+    except RecursionError as exc:
+        raise ReviewError(path, "not valid JSON: nested too deeply to read", code="input") from exc
     if not isinstance(raw_records, list):
         raise ReviewError(path, f"expected a JSON list of records, got {type(raw_records).__name__}", "input")
 

@@ -13,6 +13,7 @@ from core.eval.answers import clean_answer, exact_match, refined_match
 from core.eval.boxes import accuracy, grounding_iou, matched_ious, multi_f1
 from core.eval.captions import CaptionScorer, scan2cap_text, tidy
 from core.eval.masks import mask_accuracy, mean_iou, point_iou
+from core.eval.qa import as_given
 
 TINY, SMALL = 1e-15, 1e-9  # pycocoevalcap's BLEU guards against zero counts
 
@@ -270,3 +271,18 @@ def test_point_iou_and_strict_accuracy() -> None:
     assert mask_accuracy([0.5, 0.25, 0.6], 0.5) == pytest.approx(1 / 3)  # IoU > k, strictly
     assert mask_accuracy([0.5, 0.25, 0.6], 0.25) == pytest.approx(2 / 3)
     assert mean_iou([0.5, 0.25]) == 0.375 and mean_iou([]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "given"),
+    [
+        ("Brown chair.", "Brown chair"),
+        (" two. ", "two"),
+        ("2 chairs", "2 chairs"),
+        ("a.b", "a.b"),
+        ("..", "."),
+    ],
+)
+def test_scanqa_as_given_strips_only_a_trailing_period(raw: str, given: str) -> None:
+    """The Video-3D-LLM / Ross3D form: case, articles and digits stay as written."""
+    assert as_given(raw) == given

@@ -270,14 +270,38 @@ def test_scanqa_em_raw_and_clean(tmp_path: Path) -> None:
     assert m["EM@1 raw"] == 0.0 and m["EM@1 clean"] == pytest.approx(2 / 3)
     assert m["EM@1 refined clean"] == pytest.approx(2 / 3) and m["count"] == 3
     assert report.missing == ["val-scene0000-2"]
-    # BLEU-1 on cleaned text: hypotheses "two", "brown chair", "" (3 words, all correct); closest reference
+    # BLEU-1 cleaned: hypotheses "two", "brown chair", "" (3 words, all correct); closest reference
     # lengths 1, 2, 1 (the empty hypothesis is nearest the 1-word "table"): BP = exp(1 - 4/3).
     ratio = (3 + 1e-15) / (4 + 1e-9)
-    assert m["BLEU-1"] == pytest.approx((3 + 1e-15) / (3 + 1e-9) * np.exp(1 - 1 / ratio), rel=1e-12)
+    assert m["BLEU-1 cleaned"] == pytest.approx((3 + 1e-15) / (3 + 1e-9) * np.exp(1 - 1 / ratio), rel=1e-12)
+    # BLEU-1 as given (the headline): "2", "Brown chair" (period stripped, case kept), "": 2 of 3 words in a
+    # reference ("2" in "2 chairs", "chair"); closest reference lengths 1 ("two"), 3, 1: BP = exp(1 - 5/3).
+    ratio = (3 + 1e-15) / (5 + 1e-9)
+    assert m["BLEU-1"] == pytest.approx((2 + 1e-15) / (3 + 1e-9) * np.exp(1 - 1 / ratio), rel=1e-12)
+    assert any("as given" in n for n in report.notes) and any("cleaned" in n for n in report.notes)
     with pytest.raises(DataError, match="no answers"):
         evaluate_scanqa(
             dump(tmp_path / "test.json", [q(0, [])]), dump(tmp_path / "p.json", []), CaptionScorer(False)
         )
+
+
+def test_scanqa_caption_metrics_as_given_and_cleaned_differ(tmp_path: Path) -> None:
+    """One question, answer "the brown chair", prediction "The brown chair." (computed by hand).
+
+    As given (only the trailing period stripped): "The brown chair" vs "the brown chair": "The" differs by
+    case, so unigram precision 2/3, recall 2/3, LCS 2 ("brown chair"): ROUGE-L = 2/3, EM@1 raw = 0.
+    Cleaned: both sides "brown chair", identical: ROUGE-L = 1, EM@1 clean = 1."""
+    question = {"question_id": "val-scene0000-0", "scene_id": SCENE, "question": "?"}
+    gt = dump(tmp_path / "ScanQA_v1.0_val.json", [{**question, "answers": ["the brown chair"]}])
+    pred = dump(tmp_path / "pred.json", [{"question_id": "val-scene0000-0", "answer": "The brown chair."}])
+    m = evaluate_scanqa(gt, pred, CaptionScorer(meteor=False)).metrics["all"]
+    assert m["EM@1 raw"] == 0.0 and m["EM@1 clean"] == 1.0
+    assert m["ROUGE-L"] == pytest.approx(2 / 3) and m["ROUGE-L cleaned"] == pytest.approx(1.0)
+    # BLEU-1 as given: 2 of 3 words; same length as the reference (pycocoevalcap's guards leave a brevity
+    # penalty of exp(1 - 1/ratio) ~ 1 - 3e-10).
+    ratio = (3 + 1e-15) / (3 + 1e-9)
+    assert m["BLEU-1"] == pytest.approx((2 + 1e-15) / (3 + 1e-9) * np.exp(1 - 1 / ratio), rel=1e-12)
+    assert m["BLEU-1 cleaned"] == pytest.approx(1.0, rel=1e-9)
 
 
 def test_sqa3d_em_and_refined_per_type(tmp_path: Path) -> None:

@@ -4,5 +4,6 @@ Definitions: `answers` (QA answer cleaning and matching), `captions` (pycocoeval
 (grounding accuracy, Multi3DRefer F1), `masks` (referring segmentation). Runners, one per task: `qa`
 (ScanQA, SQA3D), `grounding` (ScanRefer, Multi3DRefer, referring segmentation), `captioning` (Scan2Cap,
 DenseScan). `scenes` reads target boxes and vertices from the scans, `keys` matches prediction keys,
-`report` is what every runner returns (a table and a JSON document), `cli` the `eval` command.
+`report` is what every runner returns (a table and a JSON document), `baselines` the blind baselines
+scored by those runners, `cli` the `eval` and `baselines` commands.
 """

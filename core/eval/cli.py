@@ -1,7 +1,8 @@
 """`python -m core eval TASK --gt FILE --pred FILE [--scans DIR] [--out FILE]`: benchmark metrics.
 
 Prints a table and writes a JSON report with every number and the per-sample scores (default: beside the
-prediction file, `<pred>.<task>-eval.json`).
+prediction file, `<pred>.<task>-eval.json`). Also `python -m core baselines --data DIR [--split val]`: the
+blind baselines (`core.eval.baselines`), scored by the same runners.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ LABEL_TABLE = "scannetv2-labels.combined.tsv"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    register_eval(commands)
+    register_baselines(commands)
+
+
+def register_eval(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "eval",
         help="benchmark metrics of a prediction file (ScanRefer, Multi3DRefer, ScanQA, SQA3D, Scan2Cap, ...)",
@@ -109,4 +115,44 @@ def run_eval(args: argparse.Namespace) -> int:
     report.write(out)
     print(report.format_table())
     print(f"report: {out}")
+    return 0
+
+
+def register_baselines(commands: argparse._SubParsersAction) -> None:
+    from core.eval.baselines import SPLITS
+
+    p = commands.add_parser(
+        "baselines",
+        help="blind baselines (class-name oracle, no target, majority answer, ...) of a dataset's benchmarks",
+        description="Score the blind baselines every model is read against, with the runners of `eval`: "
+        "ScanRefer / refseg class-name oracle and random instance, Multi3DRefer no target and all of the "
+        "class, ScanQA / SQA3D majority answer (counted on train) overall and per question type, Scan2Cap "
+        "'a <class>.'. Prints a table (task, baseline, metric, value, n).",
+    )
+    p.add_argument("--data", required=True, type=Path, help="dataset root as `python -m core synth` writes")
+    p.add_argument("--split", default="val", choices=SPLITS, help="split to evaluate (default: val)")
+    p.add_argument("--json", action="store_true", help="print the JSON document instead of the table")
+    p.add_argument("--out", type=Path, help="also write the JSON document to this file")
+    p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java; ~10 s start-up)")
+    p.set_defaults(run=run_baselines)
+
+
+def run_baselines(args: argparse.Namespace) -> int:
+    import json
+
+    from core.eval.baselines import compute_baselines
+
+    try:
+        result = compute_baselines(args.data, args.split, meteor=not args.no_meteor, progress=not args.json)
+    except (DataError, SceneError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        result.write(args.out)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=1))
+    else:
+        print(result.format_table())
+        if args.out:
+            print(f"report: {args.out}")
     return 0

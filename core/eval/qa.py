@@ -3,7 +3,9 @@
 ScanQA: EM@1 is the top-1 answer found in the question's answer list. Reported twice, labelled: "raw"
 compares the strings as given (ScanQA's and Video-3D-LLM's check) and "clean" compares after
 `clean_answer` on both sides (LEO's); "refined (clean)" also accepts containment. BLEU / METEOR / ROUGE-L
-/ CIDEr score the cleaned top-1 answer against all cleaned answers.
+/ CIDEr are reported in two conventions over the top-1 answer against all answers: under their plain
+names "as given" (only a trailing period stripped, as Video-3D-LLM and Ross3D score: the headline, the
+numbers to compare with theirs), and with the suffix " cleaned" after `clean_answer` on both sides (LEO's).
 
 SQA3D: EM and refined EM after `clean_answer`, per question type (what / is / how / can / which / other,
 from how the question starts) and overall.
@@ -29,6 +31,18 @@ from core.eval.keys import check_known, missing_keys
 from core.eval.report import EvalReport
 
 CLEAN_NOTE = "clean = LEO's clean_answer on prediction and answers; refined also accepts containment."
+CLEANED = " cleaned"  # suffix of the caption metrics scored on clean_answer text
+CAPTION_NOTES = [
+    "caption metrics (BLEU, METEOR, ROUGE-L, CIDEr) as given, the headline: top-1 answer and answers as "
+    "written, only a trailing period stripped (Video-3D-LLM / Ross3D convention); no PTB tokenizer.",
+    f"'<metric>{CLEANED}': the same metrics after LEO's clean_answer on both sides (LEO convention).",
+]
+
+
+def as_given(text: str) -> str:
+    """An answer as given, with only a trailing period stripped (Video-3D-LLM's and Ross3D's ScanQA form)."""
+    text = text.strip()
+    return text[:-1].rstrip() if text.endswith(".") else text
 
 
 def _mean(values: list[float]) -> float:
@@ -52,11 +66,13 @@ def evaluate_scanqa(gt_path: str | Path, pred_path: str | Path, scorer: CaptionS
     ids = [r.question_id for r in gt]
     check_known(pred_path, preds, ids, gt_path)
 
-    samples, refs, hyps = [], {}, {}
+    samples, refs, hyps, clean_refs_all, clean_hyps = [], {}, {}, {}, {}
     for r in gt:
         top1 = _top1(preds, r.question_id)
         clean_pred, clean_refs = clean_answer(top1), [clean_answer(a) for a in r.answers]
-        refs[r.question_id], hyps[r.question_id] = clean_refs, clean_pred
+        refs[r.question_id] = [as_given(a) for a in r.answers]
+        hyps[r.question_id] = as_given(top1)
+        clean_refs_all[r.question_id], clean_hyps[r.question_id] = clean_refs, clean_pred
         scores = {
             "EM@1 raw": float(exact_match(top1, r.answers)),
             "EM@1 clean": float(exact_match(clean_pred, clean_refs)),
@@ -74,13 +90,16 @@ def evaluate_scanqa(gt_path: str | Path, pred_path: str | Path, scorer: CaptionS
             }
         )
     captions = scorer.score(refs, hyps)
+    cleaned = scorer.score(clean_refs_all, clean_hyps)
     for i, sample in enumerate(samples):
         sample["scores"].update(captions.sample(i))
+        sample["scores"].update({name + CLEANED: v for name, v in cleaned.sample(i).items()})
     overall: dict[str, float | int] = {
         name: _mean([s["scores"][name] for s in samples])
         for name in ("EM@1 raw", "EM@1 clean", "EM@1 refined clean")
     }
     overall.update(captions.corpus)
+    overall.update({name + CLEANED: v for name, v in cleaned.corpus.items()})
     overall["count"] = len(samples)
     return EvalReport(
         "scanqa",
@@ -89,7 +108,7 @@ def evaluate_scanqa(gt_path: str | Path, pred_path: str | Path, scorer: CaptionS
         missing_keys(ids, preds),
         notes=[
             "raw = the top-1 string as given, in the answer list; " + CLEAN_NOTE,
-            "caption metrics: cleaned top-1 answer against all cleaned answers, no PTB tokenizer.",
+            *CAPTION_NOTES,
             SPICE_NOTE,
         ],
     )

@@ -1,8 +1,14 @@
-"""The dashboard: dataset statistics and review progress as Plotly charts."""
+"""The dashboard: dataset statistics and review progress as Plotly charts.
+
+Every bar carries its label (category axes list each name, and a horizontal chart grows with the number
+of rows so none is dropped), votes are shown per named annotator, and the word-count histograms of the
+levels share their bins and are normalised to each level's total, so the levels can be compared.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import gradio as gr
@@ -10,41 +16,105 @@ import plotly.graph_objects as go
 
 from app import stats
 from app.context import AppContext
-from app.progress import queue_by_status, votes_per_day
+from app.progress import VOTES, queue_by_status, votes_by_action, votes_per_day
 from app.review_tab import TabLoad, acting_user
 
+CATEGORY_ROWS = 40  # categories shown (the most frequent); the title says how many there are
 
-def _bar(counts: dict[str, int], title: str, horizontal: bool = False) -> go.Figure:
+
+ROW_PX = 22  # height of one row of a horizontal bar chart: enough for its label
+HEIGHT = 320
+ACTION_COLORS = {"approve": "#2e7d32", "edit": "#1565c0", "reject": "#c62828"}
+
+
+def label(name: str) -> str:
+    return str(name).replace("_", " ")
+
+
+def _category_axis(names: list[str]) -> dict[str, Any]:
+    """An axis that shows every name (Plotly would otherwise drop labels when they crowd)."""
+    ticks = [label(n) for n in names]
+    return {"type": "category", "tickmode": "array", "tickvals": names, "ticktext": ticks, "automargin": True}
+
+
+def count_axis(largest: float, title: str = "") -> dict[str, Any]:
+    """An axis of counts: whole-number ticks from zero (no 0.5 votes)."""
+    return {"title": title, "rangemode": "tozero", "tick0": 0, "dtick": max(1, math.ceil(largest / 6))}
+
+
+def _bar(counts: dict[str, int], title: str, horizontal: bool = False, value_title: str = "") -> go.Figure:
     names, values = list(counts), list(counts.values())
-    bar = go.Bar(y=names, x=values, orientation="h") if horizontal else go.Bar(x=names, y=values)
-    return _layout(go.Figure(bar), title)
+    if horizontal:
+        names, values = names[::-1], values[::-1]  # the largest on top
+        figure = go.Figure(go.Bar(y=names, x=values, orientation="h", text=values, textposition="auto"))
+        figure.update_yaxes(**_category_axis(names))
+        figure.update_xaxes(**count_axis(max(values, default=0), value_title))
+        return _layout(figure, title, height=max(HEIGHT, 90 + ROW_PX * len(names)))
+    figure = go.Figure(go.Bar(x=names, y=values, text=values, textposition="auto"))
+    figure.update_xaxes(**_category_axis(names))
+    figure.update_yaxes(**count_axis(max(values, default=0), value_title))
+    return _layout(figure, title)
 
 
-def _layout(figure: go.Figure, title: str) -> go.Figure:
-    figure.update_layout(title=title, height=320, margin={"l": 40, "r": 10, "t": 40, "b": 40})
+def _layout(figure: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
+    figure.update_layout(title=title, height=height, margin={"l": 40, "r": 10, "t": 40, "b": 40})
     return figure
+
+
+def words_figure(records: list[dict[str, Any]]) -> go.Figure:
+    """Words per caption, one histogram per level over the same bins, each in % of its level's captions."""
+    lengths = stats.words_per_caption(records)
+    bins = stats.word_bins(lengths)
+    figure = go.Figure(
+        [
+            go.Histogram(
+                x=v, name=f"{level} ({len(v)})", xbins=bins, bingroup="words", histnorm="percent", opacity=0.6
+            )
+            for level, v in sorted(lengths.items())
+        ]
+    )
+    figure.update_layout(barmode="overlay", showlegend=True, legend_title_text="level (captions)")
+    figure.update_xaxes(title="words per caption", range=[bins["start"], bins["end"]])
+    figure.update_yaxes(title="% of the level's captions")
+    return _layout(figure, "words per caption, by level")
+
+
+def annotator_figure(rows: list[Any]) -> go.Figure:
+    """Active votes per named annotator, split into approve / edit / reject."""
+    per_user = votes_by_action(rows, "user")
+    names = list(per_user)
+    figure = go.Figure(
+        [
+            go.Bar(name=a, x=names, y=[per_user[n][a] for n in names], marker_color=ACTION_COLORS[a])
+            for a in VOTES
+        ]
+    )
+    figure.update_layout(barmode="stack", showlegend=True)
+    figure.update_xaxes(**_category_axis(names))
+    figure.update_yaxes(**count_axis(max((sum(c.values()) for c in per_user.values()), default=0), "votes"))
+    return _layout(figure, "votes per annotator")
 
 
 def dataset_figures(records: list[dict[str, Any]], docs: list[dict[str, Any]]) -> list[go.Figure]:
     """Captions per level, words per caption, categories, verification outcomes."""
-    words = go.Figure(
-        [go.Histogram(x=v, name=level, opacity=0.7) for level, v in stats.words_per_caption(records).items()]
-    )
-    words.update_layout(barmode="overlay")
     verdicts = stats.claim_verdicts(docs)
+    kinds = list(verdicts)
     outcome = go.Figure(
         [
-            go.Bar(name=verdict, x=list(verdicts), y=[verdicts[k].get(verdict, 0) for k in verdicts])
+            go.Bar(name=verdict, x=kinds, y=[verdicts[k].get(verdict, 0) for k in kinds])
             for verdict in ("supported", "contradicted", "unverifiable")
         ]
     )
-    outcome.update_layout(barmode="stack")
+    outcome.update_layout(barmode="stack", showlegend=True)
+    outcome.update_xaxes(**_category_axis(kinds))
+    categories = stats.categories(records, top=CATEGORY_ROWS)
+    shown = f"top {len(categories)} of {stats.category_count(records)}"
     return [
-        _bar(stats.captions_per_level(records), "captions per level"),
-        _layout(words, "words per caption"),
-        _bar(stats.categories(records), "object captions per category", horizontal=True),
+        _bar(stats.captions_per_level(records), "captions per level", value_title="captions"),
+        words_figure(records),
+        _bar(categories, f"object captions per category ({shown})", horizontal=True, value_title="captions"),
         _layout(outcome, "verification claims by kind and verdict"),
-        _bar(stats.pipeline_statuses(records), "pipeline status of object captions"),
+        _bar(stats.pipeline_statuses(records), "pipeline status of object captions", value_title="captions"),
     ]
 
 
@@ -59,11 +129,16 @@ def progress_figures(ctx: AppContext) -> list[go.Figure]:
         ]
     )
     timeline.update_xaxes(type="date", tickformat="%Y-%m-%d", dtick=86_400_000)  # whole days only
+    timeline.update_layout(showlegend=True, legend_title_text="annotator")  # named even when alone
+    most = max((n for days in per_user.values() for n in days.values()), default=0)
+    timeline.update_yaxes(**count_axis(most, "votes"))
     per_category = {name: sum(days.values()) for name, days in votes_per_day(rows, "category").items()}
+    per_category = dict(sorted(per_category.items(), key=lambda kv: -kv[1]))
     return [
-        _bar(queue_by_status(ctx.service.stats()), "items by review status"),
+        _bar(queue_by_status(ctx.service.stats()), "items by review status", value_title="items"),
         _layout(timeline, "votes per day per annotator"),
-        _bar(per_category, "votes per category", horizontal=True),
+        annotator_figure(rows),
+        _bar(per_category, "votes per category", horizontal=True, value_title="votes"),
     ]
 
 
@@ -78,12 +153,17 @@ def read_records(ctx: AppContext) -> list[dict[str, Any]]:
 def build_dashboard_tab(ctx: AppContext) -> TabLoad:
     refresh = gr.Button("Refresh")
     with gr.Row():
-        level_plot, words_plot = gr.Plot(elem_id="dashboard-levels"), gr.Plot()
+        level_plot, words_plot = gr.Plot(elem_id="dashboard-levels"), gr.Plot(elem_id="dashboard-words")
     with gr.Row():
-        category_plot, outcome_plot, status_plot = gr.Plot(), gr.Plot(), gr.Plot()
+        category_plot = gr.Plot(elem_id="dashboard-categories")
+        with gr.Column():
+            outcome_plot, status_plot = gr.Plot(), gr.Plot()
     gr.Markdown("### Review progress")
     with gr.Row():
-        queue_plot, timeline_plot, votes_plot = gr.Plot(), gr.Plot(), gr.Plot()
+        queue_plot, timeline_plot = gr.Plot(), gr.Plot()
+    with gr.Row():
+        annotator_plot = gr.Plot(elem_id="dashboard-annotators")
+        votes_plot = gr.Plot(elem_id="dashboard-votes-category")
     outputs = [
         level_plot,
         words_plot,
@@ -92,6 +172,7 @@ def build_dashboard_tab(ctx: AppContext) -> TabLoad:
         status_plot,
         queue_plot,
         timeline_plot,
+        annotator_plot,
         votes_plot,
     ]
 

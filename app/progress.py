@@ -42,3 +42,13 @@ def votes_per_day(rows: list[DecisionRow], by: str = "user") -> dict[str, dict[d
         if r.action in VOTES and not r.undone:
             out[getattr(r, by)][r.day] += 1
     return {name: dict(sorted(days.items())) for name, days in sorted(out.items())}
+
+
+def votes_by_action(rows: list[DecisionRow], by: str = "user") -> dict[str, dict[str, int]]:
+    """Active votes per annotator (`by="user"`) or category, split by action (approve / edit / reject)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r.action in VOTES and not r.undone:
+            counts = out.setdefault(getattr(r, by), dict.fromkeys(VOTES, 0))
+            counts[r.action] += 1
+    return dict(sorted(out.items()))

@@ -7,6 +7,13 @@ Rules, applied to the active (not undone) votes in order (skips are not votes):
 - double review where the first two people disagreed on approve vs reject, and no third person has
   voted yet: disputed;
 - otherwise the last vote decides: approved (approve or edit) or rejected.
+
+Who may vote: an item is open until approved or rejected; a disputed one is settled by a reviewer or an
+admin, never by an annotator (the queue does not offer it to them, a vote is refused, and an undo does not
+hand it back to them).
+
+Text comparison: surrounding whitespace is not a change (a trailing newline typed into the editor must not
+turn a plain approval into an edit, nor block one later).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from review.views import Action, ReviewStatus
+from review.views import OPEN_STATUSES, Action, Edit, ReviewStatus, Role
 
 
 @dataclass(frozen=True)
@@ -45,3 +52,28 @@ def resolve_status(votes: Sequence[Vote], reviews_required: int, second_approval
         if accepts(first.action) != accepts(second.action) and not settled_by_third:
             return ReviewStatus.DISPUTED
     return ReviewStatus.APPROVED if accepts(last.action) else ReviewStatus.REJECTED
+
+
+def vote_refusal(status: ReviewStatus | str, role: Role | str) -> str | None:
+    """Why a user of `role` may not vote on an item in `status` now; None when they may."""
+    status, role = ReviewStatus(status), Role(role)
+    if status not in OPEN_STATUSES:
+        return f"the item is {status.value} already"
+    if status == ReviewStatus.DISPUTED and role == Role.ANNOTATOR:
+        return "a disputed item is settled by a reviewer or an admin"
+    return None
+
+
+def normalize_text(text: Edit) -> Edit:
+    """The text as stored: each field without surrounding whitespace (question / answer may be None)."""
+    return Edit(
+        text.description.strip(),
+        text.question.strip() if text.question is not None else None,
+        text.answer.strip() if text.answer is not None else None,
+    )
+
+
+def same_text(a: Edit, b: Edit) -> bool:
+    """Whether two texts say the same once surrounding whitespace is ignored ("" and None alike)."""
+    fields = [(t.description, t.question or "", t.answer or "") for t in map(normalize_text, (a, b))]
+    return fields[0] == fields[1]

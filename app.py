@@ -148,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(argv)
     say("DenseScan app: starting (the first run builds the embedded demo; later runs reuse it)")
-    ctx = prepare(args)
+    if args.data is not None and not args.data.is_dir():
+        print(f"error: --data {args.data}: no such folder", file=sys.stderr)
+        return 1
+    from review import ReviewError
+
+    try:
+        ctx = prepare(args)
+    except ReviewError as exc:  # a wrong database path or URL: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     say("loading the web app (Gradio, Plotly)")
     from app.main import build_app, launch
 

@@ -20,17 +20,13 @@ def test_view_selection_ranks_and_spreads_viewpoints():
     poses = np.tile(np.eye(4), (6, 1, 1))
     # frames 0-2 look from the same side; 4 from another; 3 barely sees it; 5 is below the threshold
     poses[:, :3, 3] = [[0, -2, 1], [0.05, -2, 1], [0, -2.05, 1], [2, 0, 1], [-2, 0, 1], [0, 2, 1]]
-    config = AnnotateConfig(top_k=2, min_visible_vertices=8)
+    config = AnnotateConfig(top_k=2, min_visible_vertices=8, min_frame_gap=1)
     chosen = select_views(table, 0, poses, np.array([0.0, 0.0, 1.0]), config)
     assert [c.frame_index for c in chosen] == [0, 4]
-    config = AnnotateConfig(top_k=10, min_visible_vertices=8)
-    assert sorted(c.frame_index for c in select_views(table, 0, poses, np.zeros(3), config)) == [
-        0,
-        1,
-        2,
-        3,
-        4,
-    ]
+    # No filling up with near-duplicates (frames 1 and 2 repeat frame 0): fewer than k distinct views
+    # come back, best first. (The old rule padded the top-k with frames 1 and 2.)
+    config = AnnotateConfig(top_k=10, min_visible_vertices=8, min_frame_gap=1)
+    assert [c.frame_index for c in select_views(table, 0, poses, np.zeros(3), config)] == [0, 4, 3]
 
 
 def test_crop_and_highlight_styles():

@@ -20,7 +20,9 @@ class AnnotateConfig:
     far: float = 4.0
     min_visible_vertices: int = 20  # a frame below this never counts as a view of the object
     min_pixels: int = 60  # rendered object pixels (at work resolution) a chosen view must show
-    min_view_angle: float = 20.0  # degrees between the viewing directions of two chosen views
+    min_view_angle: float = 20.0  # degrees between the viewing directions of two chosen views, or
+    min_view_distance: float = 0.5  # metres between their camera centres (see core.annotate.views)
+    min_frame_gap: int = 5  # and always at least this many frames apart
     work_scale: float = 0.5  # color frames are processed at this fraction of their resolution
     crop_scales: tuple[float, ...] = (1.1, 1.5)  # box expansions of the multi-scale crops
     crop_size: int = 224  # longest side of a saved crop, pixels
@@ -38,6 +40,8 @@ class AnnotateConfig:
             raise ValueError(f"highlight must be one of {HIGHLIGHT_STYLES}, got {self.highlight!r}")
         if self.background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if self.min_frame_gap < 1 or self.min_view_distance < 0 or self.min_view_angle < 0:
+            raise ValueError("min_frame_gap must be >= 1, min_view_distance and min_view_angle >= 0")
         if self.top_k < 1 or not 0 < self.work_scale <= 1:
             raise ValueError("top_k must be >= 1 and work_scale in (0, 1]")
 

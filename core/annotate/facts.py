@@ -7,17 +7,24 @@ and the fact checker tests captions against the same evidence.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from core.scene.colors import color_votes
+from core.scene.colors import color_votes, pooled_votes, sample_pixels
 from core.scene.objects import ObjectInfo
-from core.scene.relations import Relation, normalize_label, relations_of
+from core.scene.relations import (
+    Relation,
+    identifying_relation,
+    is_unique,
+    normalize_label,
+    relations_of,
+    same_class,
+)
 
 # Relation predicates worth a caption, most telling first; view-dependent ones are added per view.
 PREDICATE_ORDER = (
+    "in",
     "on",
     "under",
     "between",
@@ -65,13 +72,6 @@ def shape_words(obj: ObjectInfo) -> list[str]:
     return words
 
 
-def sample_pixels(pixels: np.ndarray, count: int) -> np.ndarray:
-    """At most `count` evenly strided rows of (N, 3) pixels: deterministic and cheap to vote with."""
-    if len(pixels) <= count:
-        return pixels
-    return pixels[np.linspace(0, len(pixels) - 1, count).astype(np.int64)]
-
-
 def view_color(pixels: np.ndarray, count: int) -> dict[str, float]:
     """Color word votes of one view's object pixels (rounded, so JSON stays small and stable)."""
     votes = color_votes(sample_pixels(pixels, count)) if len(pixels) else {}
@@ -94,18 +94,70 @@ class ColorEvidence:
 
 
 def pool_colors(view_votes: list[dict[str, float]]) -> ColorEvidence:
-    """Mean of the per-view votes, largest first (ties by word), plus each view's own winner."""
-    total: Counter[str] = Counter()
-    for votes in view_votes:
-        total.update(votes)
-    n = max(len(view_votes), 1)
-    pooled = {w: round(v / n, 4) for w, v in sorted(total.items(), key=lambda item: (-item[1], item[0]))}
+    """Mean of the per-view votes, largest first (ties by word), plus each view's own winner: the
+    object's color as the camera sees it (`core.scene.colors.pooled_votes`, shared with the synthetic
+    ground truth)."""
     per_view = [next(iter(v)) for v in view_votes if v]
-    return ColorEvidence(pooled, per_view)
+    return ColorEvidence(pooled_votes(view_votes), per_view)
+
+
+class AnchorNames:
+    """How a text names each object as an anchor, so the reader can find the one meant.
+
+    An object unique in the room is "the <label>". One of two or more of its class is named with what
+    singles it out (`relations.identifying_relation`): "the largest chair", "the nightstand nearest the
+    bed", never by the sentence's subject. An object nothing singles out has no name and is never used
+    as an anchor. Names depend on the subject (it may not be the reference), so they are cached per pair.
+    """
+
+    def __init__(self, objects: list[ObjectInfo]):
+        self.objects = objects
+        self.by_id = {o.object_id: o for o in objects}
+        self._cache: dict[tuple[int, int | None], str | None] = {}
+
+    def name(self, object_id: int, subject_id: int | None = None) -> str | None:
+        """The anchor's name (without "the") in a sentence about `subject_id`; None: it cannot be named."""
+        key = (object_id, subject_id)
+        if key not in self._cache:
+            self._cache[key] = self._name(self.by_id[object_id], subject_id)
+        return self._cache[key]
+
+    def _name(self, obj: ObjectInfo, subject_id: int | None) -> str | None:
+        label = label_text(obj.label)
+        if obj.object_id == subject_id:
+            return None  # a target is never its own anchor
+        if is_unique(obj, self.objects):
+            return label
+        subject = self.by_id.get(subject_id) if subject_id is not None else None
+        # "next to the shortest picture" said of a picture reads as a claim that it is the shortest one:
+        # an anchor of the subject's own class is named by a reference only.
+        sizes = subject is None or not same_class(subject.label, obj.label)
+        exclude = () if subject is None else (subject.object_id,)
+        found = identifying_relation(obj, self.objects, exclude, sizes)
+        if found is None:
+            return None
+        if not found.object_ids:
+            return f"{found.predicate} {label}"
+        return f"{label} nearest the {label_text(self.by_id[found.object_ids[0]].label)}"
+
+    def names_for(self, subject_id: int | None) -> dict[int, str]:
+        """Every nameable object's name in a sentence about `subject_id`."""
+        names = ((o.object_id, self.name(o.object_id, subject_id)) for o in self.objects)
+        return {i: n for i, n in names if n is not None}
+
+    def resolvable(self, relation: Relation) -> bool:
+        """Every anchor of the relation can be named in a sentence about its subject, none is the subject.
+        "between" takes names without a trailing "nearest the ..." only, so that its two anchors read
+        apart ("between the nightstand nearest the desk and the chair" reads as three objects)."""
+        names = [self.name(i, relation.subject_id) for i in relation.object_ids]
+        if relation.predicate == "between" and any(n and " nearest the " in n for n in names):
+            return False
+        return all(n is not None for n in names)
 
 
 def relation_phrase(relation: Relation, names: dict[int, str], subject_label: str) -> str:
-    """A relation as words after the subject: 'on the nightstand', 'the largest chair'."""
+    """A relation as words after the subject: 'on the nightstand', 'the largest chair in the room'.
+    `names` maps anchor ids to how the sentence names them (`AnchorNames.names_for`)."""
     p = relation.predicate
     anchors = [f"the {names[i]}" for i in relation.object_ids]
     if p == "between":
@@ -119,10 +171,16 @@ def relation_phrase(relation: Relation, names: dict[int, str], subject_label: st
     return p
 
 
-def scene_relations(subject: ObjectInfo, objects: list[ObjectInfo]) -> list[Relation]:
-    """View-independent relations that clearly hold, ordered by `PREDICATE_ORDER` then anchor id."""
+def scene_relations(
+    subject: ObjectInfo, objects: list[ObjectInfo], names: AnchorNames | None = None
+) -> list[Relation]:
+    """View-independent relations that clearly hold, ordered by `PREDICATE_ORDER` then anchor id; only
+    those whose anchors `names` can name (default: names over `objects`)."""
+    names = names or AnchorNames(objects)
     found = [
-        r for r in relations_of(subject, objects) if r.predicate in PREDICATE_ORDER and r.predicate != "color"
+        r
+        for r in relations_of(subject, objects, with_inside=True)
+        if r.predicate in PREDICATE_ORDER and r.predicate != "color" and names.resolvable(r)
     ]
     rank = {p: i for i, p in enumerate(PREDICATE_ORDER)}
     floors = {o.object_id for o in objects if normalize_label(o.label) == "floor"}

@@ -20,8 +20,10 @@ from tqdm import tqdm
 
 from core.annotate import prompts
 from core.annotate.captioners.base import Captioner, CaptionRequest
+from core.annotate.claims import tokenize
 from core.annotate.config import AnnotateConfig
 from core.annotate.facts import (
+    AnchorNames,
     label_text,
     pick_relations,
     pool_colors,
@@ -34,7 +36,7 @@ from core.annotate.facts import (
 from core.annotate.fusion import fuse_views
 from core.annotate.images import highlighted_frame, isolated_crop, load_color, mask_bbox, save_jpeg
 from core.annotate.records import scene_records
-from core.annotate.scene_text import NEEDS, answer_objects, guess_room_type
+from core.annotate.scene_text import NEEDS, answer_objects, guess_room_type, room_type
 from core.annotate.verify import decide, fact_check, parse_consistency
 from core.annotate.views import Candidate, select_views
 from core.scene.geometry import scale_intrinsics
@@ -99,6 +101,7 @@ class SceneAnnotator:
         skip = {normalize_label(s) for s in config.skip_labels}
         self.targets = [o for o in self.objects if normalize_label(o.label) not in skip]
         self.names = {o.object_id: label_text(o.label) for o in self.objects}
+        self.anchor_names = AnchorNames(self.objects)  # how a sentence about an object names its anchors
         frames = scene.frames.frames if scene.frames is not None else []
         self.frames = frames
         if frames:
@@ -114,7 +117,9 @@ class SceneAnnotator:
     def run(self) -> SceneResult:
         entries = {o.object_id: self._entry(o) for o in self.targets}
         with self.clock.stage("relations"):
-            self.relations = {o.object_id: scene_relations(o, self.objects) for o in self.targets}
+            self.relations = {
+                o.object_id: scene_relations(o, self.objects, self.anchor_names) for o in self.targets
+            }
         if self.frames:
             self._views(entries)
         else:
@@ -145,6 +150,7 @@ class SceneAnnotator:
             "size_class": size_class(obj),
             "shape": shape_words(obj),
             "views": [],
+            "views_requested": self.config.top_k,  # distinct views asked for; len(views): how many it got
             "rejected_views": [],
             "reason": None,
         }
@@ -223,8 +229,9 @@ class SceneAnnotator:
             visible = {
                 i for i, n in ctx.pixels.items() if n >= cfg.min_pixels and i != oid and i in self.by_id
             }
+            names = self.anchor_names.names_for(oid)
             relations = [
-                relation_phrase(r, self.names, self.names[oid])
+                relation_phrase(r, names, self.names[oid])
                 for r in pick_relations(self.relations[oid], visible, cfg.max_relations)
             ]
             side = self._side_relation(obj, ctx.camera, visible)
@@ -249,14 +256,15 @@ class SceneAnnotator:
         if float(np.hypot(*(obj.center[:2] - camera[:2]))) < 1e-3:
             return None
         view = Viewpoint.looking_at(camera, obj.center)
+        names = self.anchor_names.names_for(obj.object_id)
         anchors = sorted(
-            (self.by_id[i] for i in visible if self.by_id[i].label not in ("wall", "floor")),
+            (self.by_id[i] for i in visible if self.by_id[i].label not in ("wall", "floor") and i in names),
             key=lambda o: (float(np.linalg.norm(o.center - obj.center)), o.object_id),
         )
         for anchor in anchors[:3]:
             for name, test in (("left of", left_of), ("right of", right_of)):
                 if test(obj, anchor, view):
-                    return f"to the {name} the {self.names[anchor.object_id]}"
+                    return f"to the {name} the {names[anchor.object_id]}"
         return None
 
     # -------------------------------------------------------------------- per-view captions (1-2)
@@ -339,7 +347,7 @@ class SceneAnnotator:
                             "color": fused.color,
                             "size": entry["size_class"],
                             "shape": entry["shape"],
-                            "relations": fused.relations,
+                            "relations": _full_phrases(fused.relations, entry["views"]),
                         },
                         max_tokens=200,
                     )
@@ -406,10 +414,12 @@ class SceneAnnotator:
                 others = [i for i in sorted(visible, key=lambda i: (-visible[i], i)) if i != main][:5]
                 sentences = []
                 for i in [main, *others]:
+                    subject = self.anchor_names.name(i)  # "the chair" only when the reader can tell which
+                    if subject is None:
+                        continue
                     for r in pick_relations(self.relations[i], set(visible) - {i}, 1):
-                        sentences.append(
-                            f"the {self.names[i]} is {relation_phrase(r, self.names, self.names[i])}"
-                        )
+                        names = self.anchor_names.names_for(i)
+                        sentences.append(f"the {subject} is {relation_phrase(r, names, self.names[i])}")
                 colors = {
                     i: next(iter(view_color(ctx.color[ctx.instance == i], cfg.color_samples)), None)
                     for i in [main, *others]
@@ -462,7 +472,7 @@ class SceneAnnotator:
 
     def _narrative(self, entries: dict[int, dict[str, Any]]) -> dict[str, Any]:
         with self.clock.stage("narrative"):
-            room = guess_room_type(self.labels)
+            room, room_source = room_type(self.scene.meta, self.labels)
             floors = [o for o in self.objects if normalize_label(o.label) == "floor"]
             if floors:
                 extent = floors[0].size[:2]
@@ -475,8 +485,9 @@ class SceneAnnotator:
                 oid = item["object_ids"][0]
                 rels = pick_relations(self.relations[oid], None, 1)
                 if rels and item["count"] == 1:
+                    names = self.anchor_names.names_for(oid)
                     arrangement.append(
-                        f"the {item['label']} is {relation_phrase(rels[0], self.names, item['label'])}"
+                        f"the {item['label']} is {relation_phrase(rels[0], names, item['label'])}"
                     )
             facts = {
                 "key": f"{self.scene.scene_id}|narrative",
@@ -489,7 +500,14 @@ class SceneAnnotator:
                 "narrative", prompts.narrative(room, [m["label"] for m in main]), [], facts, max_tokens=300
             )
             text = self.captioner.caption([request])[0]
-        return {"room_type_guess": room, "extent": facts["extent"], "main_objects": main, "text": text}
+        return {
+            "room_type": room,
+            "room_type_source": room_source,  # "meta": the scan's sceneType; "guess": from its categories
+            "room_type_guess": guess_room_type(self.labels),
+            "extent": facts["extent"],
+            "main_objects": main,
+            "text": text,
+        }
 
     def _scenarios(self, entries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
         with self.clock.stage("scenario"):
@@ -525,6 +543,24 @@ class SceneAnnotator:
         for item, question in zip(items, questions):
             item["question"] = question.strip()
         return items
+
+
+def _full_phrases(fused: list[str], views: list[dict[str, Any]]) -> list[str]:
+    """The kept relations as the views phrased them, anchor names whole: the claim reader stops at the
+    anchor's noun, so "next to the nightstand" kept by fusion is written back as the views' "next to the
+    nightstand nearest the bed" (the phrase most views used)."""
+    said: dict[str, int] = defaultdict(int)
+    for view in views:
+        for phrase in view["relations"]:
+            said[phrase] += 1
+    out = []
+    for relation in fused:
+        words = {p: " ".join(tokenize(p)) for p in said}
+        matches = [p for p, w in words.items() if w == relation]
+        longer = [p for p, w in words.items() if w.startswith(relation + " ") and " nearest the " in w]
+        matches = matches or longer
+        out.append(max(matches, key=lambda p: (said[p], p)) if matches else relation)
+    return list(dict.fromkeys(out))
 
 
 def annotate_scene(

@@ -1,7 +1,8 @@
-"""Scene-level facts: a room-type guess, the main objects and their arrangement, and scenario needs.
+"""Scene-level facts: the room type, the main objects and their arrangement, and scenario needs.
 
-The room type is a guess from the categories present (a bed makes a bedroom); it is given to captioners
-as a hint, never as ground truth. Scenario needs map an everyday activity to the categories that serve
+The room type is the scan's own `sceneType` from its meta file (`<scene>.txt`: "Office", "Bedroom /
+Hotel") when it has one; otherwise a guess from the categories present (a bed makes a bedroom), given to
+captioners as a hint. Scenario needs map an everyday activity to the categories that serve
 it; a need is asked about only when the scene has an object for it.
 """
 
@@ -30,6 +31,48 @@ def guess_room_type(labels: list[str]) -> str:
     }
     best = max(scores, key=lambda room: (scores[room], -list(ROOM_CUES).index(room)))
     return best if scores[best] else "room"
+
+
+# ScanNet's sceneType strings -> the room type a sentence says ("this is a bedroom").
+SCENE_TYPES: dict[str, str] = {
+    "apartment": "apartment",
+    "bathroom": "bathroom",
+    "bedroom / hotel": "bedroom",
+    "bookstore / library": "library",
+    "classroom": "classroom",
+    "closet": "closet",
+    "computer cluster": "computer room",
+    "conference room": "conference room",
+    "copy/mail room": "copy room",
+    "dining room": "dining room",
+    "game room": "game room",
+    "gym": "gym",
+    "hallway": "hallway",
+    "kitchen": "kitchen",
+    "laundry room": "laundry room",
+    "living room / lounge": "living room",
+    "lobby": "lobby",
+    "office": "office",
+    "stairs": "stairwell",
+    "storage/basement/garage": "storage room",
+}
+
+
+def meta_room_type(scene_type: str | None) -> str | None:
+    """The room type named by a meta file's `sceneType`; None when absent or "Misc." (nothing said).
+    An unknown value is used as written, lower-cased, up to its first " / "."""
+    if not scene_type:
+        return None
+    key = " ".join(scene_type.lower().split())
+    if key in ("misc.", "misc", "unknown", ""):
+        return None
+    return SCENE_TYPES.get(key, key.split(" / ")[0].strip() or None)
+
+
+def room_type(meta: dict[str, str], labels: list[str]) -> tuple[str, str]:
+    """(room type, source): the meta file's sceneType when it says one ("meta"), else the guess ("guess")."""
+    stated = meta_room_type(meta.get("sceneType"))
+    return (stated, "meta") if stated else (guess_room_type(labels), "guess")
 
 
 @dataclass(frozen=True)

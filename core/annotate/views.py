@@ -1,10 +1,17 @@
-"""Stage 1a, view selection: which frames show an object best, from different sides.
+"""Stage 1a, view selection: which frames show an object best, from genuinely different places.
 
 Frames are ranked by the depth-tested visibility table (`core.scene.visibility`): a frame's score mixes
 how many of the object's vertices it sees (relative to the best frame) and which share of the object it
-covers. The top-k are then taken greedily so that no two look at the object from directions closer than
-`min_view_angle`; when too few differ that much, the best remaining frames fill up. Whether a chosen view
-really shows the object is checked later on its rendered instance mask (`stage_images`).
+covers. The top-k are then taken greedily, best score first, and a frame is taken only when it is
+distinct from every frame already chosen (`distinct_views`):
+
+- at least `min_frame_gap` frames apart in the capture, and
+- looking at the object from a direction at least `min_view_angle` degrees away, or from a camera
+  centre at least `min_view_distance` metres away.
+
+There is no filling up with near-duplicates: a scene that cannot give k distinct views gives fewer, and
+the object's entry (and its DenseScan record) says how many it got against how many were asked for.
+Whether a chosen view really shows the object is checked later on its rendered instance mask.
 """
 
 from __future__ import annotations
@@ -41,10 +48,25 @@ def viewing_directions(poses: np.ndarray, target: np.ndarray) -> np.ndarray:
     return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
 
 
+Pair = tuple[np.ndarray, np.ndarray]
+
+
+def distinct_views(frames: tuple[int, int], directions: Pair, centres: Pair, config: AnnotateConfig) -> bool:
+    """Are two views of one object distinct: far enough apart in the capture, and seen from another
+    direction or another place (see the module docstring)?"""
+    if abs(frames[0] - frames[1]) < config.min_frame_gap:
+        return False
+    cos = float(np.clip(directions[0] @ directions[1], -1.0, 1.0))
+    if np.degrees(np.arccos(cos)) >= config.min_view_angle:
+        return True
+    return float(np.linalg.norm(centres[0] - centres[1])) >= config.min_view_distance
+
+
 def select_views(
     table: VisibilityTable, column: int, poses: np.ndarray, center: np.ndarray, config: AnnotateConfig
 ) -> list[Candidate]:
-    """The top-k frames of one object, best first, spread over viewing directions."""
+    """Up to top-k frames of one object, best first, each distinct from the others (fewer when the
+    capture offers fewer distinct ones)."""
     counts = table.counts[:, column]
     scores = frame_scores(table, column)
     usable = np.flatnonzero(counts >= config.min_visible_vertices)
@@ -52,19 +74,17 @@ def select_views(
     if len(order) == 0:
         return []
     directions = viewing_directions(poses[order], center)
-    cos_limit = np.cos(np.radians(config.min_view_angle))
+    centres = poses[order, :3, 3]
     chosen: list[int] = []
     for i in range(len(order)):
         if len(chosen) == config.top_k:
             break
-        if all(float(directions[i] @ directions[j]) < cos_limit for j in chosen):
+        frames = [(int(order[i]), int(order[j])) for j in chosen]
+        if all(
+            distinct_views(f, (directions[i], directions[j]), (centres[i], centres[j]), config)
+            for f, j in zip(frames, chosen)
+        ):
             chosen.append(i)
-    for i in range(len(order)):  # fill up with the best of the rest
-        if len(chosen) == config.top_k:
-            break
-        if i not in chosen:
-            chosen.append(i)
-    chosen.sort(key=lambda i: (-scores[order[i]], order[i]))
     fraction = table.fraction()
     return [
         Candidate(

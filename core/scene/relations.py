@@ -12,7 +12,7 @@ A subject's class is every object that "the <subject's label>" could name: the s
 head noun it is. "The chair" could be an office chair, so among chairs an office chair is a distractor;
 "the office chair" never means a plain chair. Anchors must differ from the subject both ways round.
 
-Predicates (anchors in parentheses): on, under, above, below, next to, near (one anchor); between (two);
+Predicates (anchors in parentheses): on, in, under, above, below, next to, near (one anchor); between (two);
 closest to, farthest from (one, among the subject's class); largest, smallest, tallest, shortest (the
 subject's class); against the wall, in the corner, in the middle of the room; left of, right of, in front
 of, behind (one anchor, from a `Viewpoint`); leftmost, rightmost (the subject's class, from a viewpoint);
@@ -45,6 +45,21 @@ SIZE_RATIO = 1.3  # volume ratio between the first and second of a largest / sma
 HEIGHT_MARGIN = 0.1  # metres between the first and second of a tallest / shortest ranking
 SIDE_MARGIN = 0.3  # lateral metres that make "left of" / "right of" clear
 DEPTH_MARGIN = 0.3  # depth metres that make "in front of" / "behind" clear
+RAISED = 0.15  # metres above its support's ground from which a base inside the support's box rests on it
+# An object reaching above its support's top rests on it when its base is in the support's upper part
+# (a pillow on a sofa seat under the backrest's top, a lamp whose base is sunk 17 cm into a table top):
+SEAT_FRACTION = 0.35  # base at least this fraction of the support's height above its ground, and
+SUNK_DEPTH = 0.6  # at most this many metres below the support's top (a curtain behind a plant is not on it)
+EDGE_INSET = 0.08  # and its footprint this far inside the support's (a picture behind a headboard is not)
+STABLE_ASPECT = 10.0  # height over its thinnest footprint side above which nothing stands on its own: a
+# curtain hung just above a plant is not on it (such a slab rests only by leaning, which a box cannot show)
+SMALLER_PLAN = 0.5  # a resting object's floor-plan area is below this fraction of its support's
+INSIDE_COVER = (0.8, 0.5)  # footprint cover: clearly in a container at or above, clearly not below
+# Head nouns of things that hold objects inside their box ("the box in the bookshelf", "a cup in the sink").
+CONTAINERS = frozenset(
+    {"bookshelf", "bookcase", "shelf", "cabinet", "closet", "wardrobe", "sink", "bathtub", "basket",
+     "bin", "can", "box", "drawer", "refrigerator", "bowl", "tub"}
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------- records
@@ -221,17 +236,38 @@ def room_bounds(
 
 def on(a: ObjectInfo, b: ObjectInfo) -> bool | None:
     """a rests on b: most of a's footprint is over b and a's bottom meets b's top (a lamp on a nightstand),
-    or a lies inside b's box off b's ground (a pillow on a bed whose headboard makes the box taller, a box
-    on a shelf). Objects standing on the same ground as b are never on it."""
+    or a's base lies inside b's box off b's ground (a pillow on a sofa seat under the backrest's top, a box
+    on a shelf, a lamp whose base is sunk into the table top); a may then reach above b's top. Objects
+    standing on the same ground as b are never on it."""
     cover = footprint_cover(a, b)
     if cover < 0.2 or a.bottom > b.top + 3 * CONTACT:
         return False
+    unstable = float(a.size[2]) > STABLE_ASPECT * max(float(a.size[:2].min()), 1e-3)
     if a.bottom >= b.top - 2 * CONTACT and a.top > b.top:  # standing on b's top surface
-        return True if cover >= 0.5 and a.bottom <= b.top + CONTACT else None
+        return True if cover >= 0.5 and a.bottom <= b.top + CONTACT and not unstable else None
     if a.bottom <= b.bottom + CONTACT:  # on b's own ground: beside or under it
         return False
-    smaller = np.prod(a.size[:2]) < 0.5 * np.prod(b.size[:2])
-    if cover >= 0.5 and smaller and a.bottom >= b.bottom + 0.15 and a.top <= b.top:
+    smaller = np.prod(a.size[:2]) < SMALLER_PLAN * np.prod(b.size[:2])
+    if not (cover >= 0.5 and smaller and a.bottom >= b.bottom + RAISED) or unstable:
+        return None
+    if a.top <= b.top:  # within b's box: on a shelf of it, on a bed under the headboard's top
+        return True
+    upper = a.bottom >= b.bottom + SEAT_FRACTION * (b.top - b.bottom) and a.bottom >= b.top - SUNK_DEPTH
+    (alo, ahi), (blo, bhi) = _lo_hi(a), _lo_hi(b)
+    inset = float(min((alo - blo)[:2].min(), (bhi - ahi)[:2].min()))
+    return True if upper and inset >= EDGE_INSET else None  # on a seat under the backrest, or sunk into b
+
+
+def inside(a: ObjectInfo, b: ObjectInfo) -> bool | None:
+    """a is in b: b holds things (`CONTAINERS`: a bookshelf, a sink, a trash can), a's box lies within b's
+    and a rests inside it rather than standing on b's top ("the box in the bookshelf")."""
+    if head_noun(b.label) not in CONTAINERS or same_class(a.label, b.label):
+        return False
+    cover = footprint_cover(a, b)
+    if cover < INSIDE_COVER[1] or a.bottom >= b.top - CONTACT or a.top > b.top + 3 * CONTACT:
+        return False
+    smaller = np.prod(a.size) < SMALLER_PLAN * np.prod(b.size)
+    if cover >= INSIDE_COVER[0] and smaller and a.top <= b.top + CONTACT and a.bottom >= b.bottom - CONTACT:
         return True
     return None
 
@@ -283,7 +319,8 @@ def near(a: ObjectInfo, b: ObjectInfo) -> bool | None:
 def between(a: ObjectInfo, b: ObjectInfo, c: ObjectInfo) -> bool | None:
     """a's centre lies on the floor-plan segment joining b's and c's centres, away from both ends, both
     anchors are close by and at a's height (a nightstand between the bed and the dresser, not "between"
-    a mirror hung above it and a chair)."""
+    a mirror hung above it and a chair). Geometry only: `relations_of` never writes it with two anchors
+    of one class ("between the pillow and the pillow" names neither)."""
     p, q1, q2 = a.center[:2], b.center[:2], c.center[:2]
     d = q2 - q1
     length = float(np.linalg.norm(d))
@@ -424,7 +461,9 @@ def direction_of(view: Viewpoint, point: Sequence[float]) -> str | None:
 
 # ------------------------------------------------------------------------------------------- interface
 
-_PAIR = {"on": on, "under": under, "above": above, "below": below, "next to": next_to, "near": near}
+_PAIR = {
+    "on": on, "in": inside, "under": under, "above": above, "below": below, "next to": next_to, "near": near,
+}  # fmt: skip
 _VIEW_PAIR = {"left of": left_of, "right of": right_of, "in front of": in_front_of, "behind": behind}
 _ROOM = {"against the wall": against_wall, "in the corner": in_corner, "in the middle of the room": in_middle}
 _SIZE = {
@@ -506,12 +545,14 @@ def relations_of(
     extent: np.ndarray | None = None,
     viewpoint: Viewpoint | None = None,
     anchors: Sequence[ObjectInfo] | None = None,
+    with_inside: bool = False,
 ) -> list[Relation]:
     """Every relation that clearly holds for the subject, attributes included.
 
     `anchors` limits the objects a relation may point at (default: every other object, except walls,
     which "against the wall" covers; the floor only as a support); "between" uses pairs of non-structural
-    anchors that are not of the subject's class.
+    anchors of two different classes, neither the subject's. "in" (a container) only with `with_inside`,
+    for writers that can phrase it.
     """
     subject = _resolve(subject, objects)
     sid = subject.object_id
@@ -528,6 +569,8 @@ def relations_of(
                 found.append(Relation(sid, "on", (anchor.object_id,), 0.0))
             continue
         for predicate in (*_PAIR, "closest to", "farthest from"):
+            if predicate == "in" and not with_inside:
+                continue
             if check_relation(predicate, subject, [anchor], scene=objects):
                 found.append(
                     Relation(sid, predicate, (anchor.object_id,), round(box_gap(subject, anchor), 3))
@@ -540,7 +583,7 @@ def relations_of(
         a for a in anchors if not same_class(a.label, subject.label) and a.label not in STRUCTURAL_LABELS
     ]
     for b, c in combinations(others, 2):
-        if between(subject, b, c):
+        if not same_class(b.label, c.label) and between(subject, b, c):
             found.append(Relation(sid, "between", (b.object_id, c.object_id)))
     if viewpoint is not None:
         for predicate in ("leftmost", "rightmost"):
@@ -598,3 +641,30 @@ def distinguishing_pairs(
             if len(pairs) >= limit:
                 break
     return pairs
+
+
+def identifying_relation(
+    obj: ObjectInfo, objects: Sequence[ObjectInfo], exclude: Sequence[int] = (), sizes: bool = True
+) -> Relation | None:
+    """A short, view-independent relation that singles `obj` out among its class, so that a text can name
+    it as an anchor: "the largest chair", or "the nightstand closest to the bed" with a reference that is
+    unique in the scene, of another class and not in `exclude` (the sentence's subject: a target never
+    names itself). Size rankings first (unless `sizes` is False), then references nearest `obj` first.
+    None when nothing does (or when `obj` is already unique: nothing to single out)."""
+    if is_unique(obj, objects):
+        return None
+    for predicate, (measure, largest) in _SIZE.items() if sizes else ():
+        if _sized(obj, objects, measure, largest):
+            return Relation(obj.object_id, predicate)
+    references = sorted(
+        (
+            o
+            for o in unique_anchors(obj, objects)
+            if o.object_id not in exclude and normalize_label(o.label) != "floor"
+        ),
+        key=lambda o: (box_gap(obj, o), o.object_id),
+    )
+    for ref in references:
+        if _ranked(obj, ref, objects, closest=True):
+            return Relation(obj.object_id, "closest to", (ref.object_id,))
+    return None

@@ -11,7 +11,9 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 
-from review import Action, Conflict, Edit, ItemView, QueueFilter, ReviewError, ReviewService
+from app.text import empty_queue_text, submit_message
+from review import Action, Conflict, Edit, ItemView, QueueFilter, ReviewError, ReviewService, ReviewStatus
+from review.policy import same_text
 
 MAX_ACTIVE_SECONDS = 600.0  # an item left open longer counts as this much work
 
@@ -68,9 +70,8 @@ def open_next(
     """The user's leased item (after a refresh), else the next one from the queue."""
     item = service.next_item(user, filters)
     if item is None:
-        return Screen(
-            None, None, None, (message + " " if message else "") + "Nothing left in your queue.", kind
-        )
+        empty = empty_queue_text(filters or QueueFilter())  # names the filter that left nothing
+        return Screen(None, None, None, (message + " " if message else "") + empty, kind)
     return show(item, service, user, message, kind)
 
 
@@ -82,26 +83,33 @@ def decide(
     editor: Edit | None = None,
     reason: str | None = None,
     filters: QueueFilter | None = None,
+    require_lease: bool = False,
 ) -> Screen:
-    """Apply one decision and move on to the next item; a conflict or a refusal stays on this item."""
+    """Apply one decision and move on to the next item; a conflict or a refusal stays on this item.
+
+    `require_lease`: the service refuses the decision unless the user holds the item's lease (the app
+    decides only on the item it leased to the user and showed them)."""
     action = Action(action)
+    held = {"require_lease": require_lease}
     try:
         current = service.get_item(shown.item_id).item
-        if action == Action.EDIT and (editor is None or editor == current.text):
+        unchanged = editor is None or same_text(editor, current.text)  # a trailing newline is no change
+        if action == Action.EDIT and unchanged:
             action = Action.APPROVE  # nothing was changed: a plain approval
-        elif action == Action.APPROVE and editor is not None and editor != current.text:
+        elif action == Action.APPROVE and not unchanged:
             message = "You changed the text: save it with Ctrl+Enter (edit and approve), or undo your change."
             return stay(service, user, shown, editor, message, "error")
         key, seconds = shown.key(action.value), shown.active_seconds()
+        item_id, base = shown.item_id, shown.base_revision
         if action == Action.APPROVE:
-            result = service.approve(user, shown.item_id, shown.base_revision, key, seconds)
+            result = service.approve(user, item_id, base, key, seconds, **held)
         elif action == Action.EDIT:
             assert editor is not None
-            result = service.edit_and_approve(user, shown.item_id, shown.base_revision, editor, key, seconds)
+            result = service.edit_and_approve(user, item_id, base, editor, key, seconds, **held)
         elif action == Action.REJECT:
-            result = service.reject(user, shown.item_id, shown.base_revision, reason or "other", key, seconds)
+            result = service.reject(user, item_id, base, reason or "other", key, seconds, **held)
         else:
-            result = service.skip(user, shown.item_id, key, seconds)
+            result = service.skip(user, item_id, key, seconds, **held)
     except ReviewError as exc:
         return stay(service, user, shown, editor, f"Not saved: {exc.reason}", "error")
     if not result.applied:
@@ -111,8 +119,27 @@ def decide(
             conflict=result.conflict,
         )
     service.discard_draft(user, shown.item_id)
-    done = {"approve": "Approved", "edit": "Edited and approved", "reject": "Rejected", "skip": "Skipped"}
-    return open_next(service, user, filters, f"{done[action.value]} item {shown.item_id}.", "ok")
+    return open_next(service, user, filters, submit_message(result), "ok")  # says what the decision did
+
+
+def screen_refusal(shown: Shown | None, on_screen: str | None) -> str | None:
+    """Why a decision must not be applied, or None: the page sends the item id and revision it shows
+    ("17:2"); they must be the item this session showed the user (`shown`), at that revision. Empty:
+    the page was still drawing the item."""
+    mark = (on_screen or "").strip()
+    if not mark:
+        return "Not saved: the item was still loading; nothing was decided. Look at it and decide again."
+    item_text, _, revision_text = mark.partition(":")
+    if not (item_text.isdigit() and revision_text.isdigit()):
+        return f"Not saved: the page sent an unreadable item mark {mark!r}; reload with n."
+    if shown is None:
+        return "Not saved: this session has no item on screen; reload with n."
+    if (int(item_text), int(revision_text)) != (shown.item_id, shown.base_revision):
+        return (
+            f"Not saved: the screen showed item {item_text} (revision {revision_text}), but your item is "
+            f"{shown.item_id} (revision {shown.base_revision}); nothing was decided. Reload with n."
+        )
+    return None
 
 
 def stay(
@@ -134,9 +161,16 @@ def undo(
             open_next(service, user, filters) if shown is None else stay(service, user, shown, None, "", "")
         )
         return replace(screen, message=f"Nothing undone: {exc.reason}", kind="error")
-    return show(
-        result.item, service, user, f"Undid your {result.undone.action.value} of item {result.item.id}.", "ok"
-    )
+    done = f"Undid your {result.undone.action.value} of item {result.item.id}."
+    if result.item.leased_by != user:  # an undone skip of an item decided or disputed since
+        status = result.item.review_status
+        why = (
+            "it is disputed now: a reviewer or an admin settles it"
+            if status == ReviewStatus.DISPUTED
+            else f"it is {status.value.replace('_', ' ')} now"
+        )
+        return open_next(service, user, filters, f"{done[:-1]}; {why}.", "info")
+    return show(result.item, service, user, done, "ok")
 
 
 def save_draft(service: ReviewService, user: str, shown: Shown | None, editor: Edit) -> str:

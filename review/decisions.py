@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from review.config import ReviewConfig
 from review.convert import decision_view, get_revision, item_key, item_view, username
 from review.errors import ReviewError
-from review.policy import Vote, resolve_status
+from review.policy import Vote, normalize_text, resolve_status, same_text, vote_refusal
 from review.queue import grant_lease, lease_active, lock_item, release, release_held
 from review.revisions import append_revision, conflict_since
 from review.schema import Decision, Draft, Item, Revision, User
@@ -38,6 +38,7 @@ class Request:
     reason: RejectReason | None = None  # for reject
     note: str | None = None
     active_seconds: float = 0.0  # time the annotator actively spent on the item
+    require_lease: bool = False  # refuse unless the user holds the item's lease (the app's decisions)
 
 
 def active_decisions(session: Session, item_id: int) -> list[tuple[int, Action, int]]:
@@ -65,10 +66,12 @@ def check_edit(item: Item, edit: Edit | None, head: Edit) -> Edit:
         raise ReviewError(item_key(item), "an edit needs the corrected description")
     if item.level != "scenario" and (edit.question is not None or edit.answer is not None):
         raise ReviewError(item_key(item), "only scenario items have a question and an answer")
-    full = Edit(
-        edit.description.strip(),
-        (edit.question if edit.question is not None else head.question),
-        (edit.answer if edit.answer is not None else head.answer),
+    full = normalize_text(
+        Edit(
+            edit.description,
+            (edit.question if edit.question is not None else head.question),
+            (edit.answer if edit.answer is not None else head.answer),
+        )
     )
     if item.level == "scenario" and not (full.question or "").strip():
         raise ReviewError(item_key(item), "a scenario item needs a question")
@@ -101,13 +104,14 @@ def _check_allowed(
         raise ReviewError(key, f"the item is {item.review_status} already", code="conflict")
     if request.action == Action.SKIP:
         return
+    refusal = vote_refusal(item.review_status, user.role)
+    if refusal is not None:
+        raise ReviewError(key, refusal, code="forbidden")
     own_edit = head.kind == Action.EDIT.value and head.author_id == user.id
     if request.action == Action.APPROVE and config.second_approval and own_edit:
         raise ReviewError(key, "the last edit is your own: another person approves it", code="forbidden")
     if request.action == Action.REJECT and request.reason is None:
         raise ReviewError(key, "a rejection needs a reason tag")
-    if item.review_status == ReviewStatus.DISPUTED.value and user.role == "annotator":
-        raise ReviewError(key, "a disputed item is settled by a reviewer or an admin", code="forbidden")
     decided = any(
         uid == user.id and action != Action.SKIP and number == item.head_revision
         for uid, action, number in decisions
@@ -124,6 +128,13 @@ def submit(
     prior = session.scalars(select(Decision).where(Decision.idempotency_key == request.key)).first()
     if prior is not None:
         return _replay(session, prior, user, request, item)
+    if request.require_lease and item.leased_by != user.id:
+        holder = f"{username(session, item.leased_by)} holds it now" if item.leased_by else "nobody holds it"
+        raise ReviewError(
+            item_key(item),
+            f"item {item.id} is not your current item ({holder}): reload to get your item",
+            code="leased",
+        )
     if request.action != Action.SKIP and request.base_revision != item.head_revision:
         return SubmitResult(
             False, item_view(session, item), conflict=conflict_since(session, item, request.base_revision)
@@ -136,7 +147,7 @@ def submit(
     if request.action != Action.SKIP:
         head_text = Edit(head.description, head.question, head.answer)
         text = check_edit(item, request.edit, head_text) if request.action == Action.EDIT else head_text
-        if request.action == Action.EDIT and text == head_text:
+        if request.action == Action.EDIT and same_text(text, head_text):
             raise ReviewError(item_key(item), "the edit does not change the text: approve it instead")
         votes = [*votes_of(decisions), Vote(user.id, request.action)]
         status = resolve_status(votes, item.reviews_required, config.second_approval)
@@ -204,7 +215,10 @@ def undo(
         append_revision(session, item, author_id=user.id, kind="undo", text=text, status=status, now=now)
     last.undone_at = now
     last.undo_key = key
-    if item.review_status in {s.value for s in OPEN_STATUSES}:  # an undone skip may find it decided since
+    # An undone skip may find the item decided since, or disputed, which an annotator may not settle:
+    # then the skip is undone but the item is not handed back to them (they would hold an item every
+    # vote on which is refused).
+    if vote_refusal(item.review_status, user.role) is None:
         release_held(session, user, now, keep=item.id)
         if item.leased_by != user.id:
             grant_lease(session, item, user, now, config.lease)

@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 from review import decisions, drafts, queue, users
 from review.config import ReviewConfig
 from review.convert import decision_view, draft_view, item_view, revision_view, user_view
-from review.db import Database
+from review.db import Database, one_line
 from review.decisions import Request
 from review.errors import ReviewError
 from review.exporter import ExportReport, export_records, write_export
 from review.importer import ImportReport, import_records
 from review.passwords import burn_verify_time, hash_password, needs_rehash, verify_password
-from review.records import ItemKey, read_annotations
+from review.records import ItemKey, check_texts, read_annotations
 from review.revisions import history
 from review.schema import Decision, Item, User, utcnow
 from review.stats import DecisionRow, Stats, compute_stats, decision_log
@@ -67,7 +67,7 @@ class ReviewService:
                 None, f"the request clashes with stored data: {exc.orig}", code="conflict"
             ) from exc
         except OperationalError as exc:
-            raise ReviewError(self.db.url, f"database unavailable: {exc.orig}", code="unavailable") from exc
+            raise ReviewError(self.db.where, f"database unavailable: {one_line(exc)}", "unavailable") from exc
 
     # users ---------------------------------------------------------------------------------------------
 
@@ -179,6 +179,8 @@ class ReviewService:
 
     def save_draft(self, user: str, item_id: int, base_revision: int, text: Edit) -> DraftView:
         """Persist the user's work in progress (it survives a refresh); renews their lease."""
+        texts = {"description": text.description, "question": text.question, "answer": text.answer}
+        check_texts(f"item {item_id}", **texts)
         with self._write() as session:
             account = users.find_user(session, user)
             draft = drafts.save_draft(
@@ -195,6 +197,9 @@ class ReviewService:
     def _submit(self, user: str, request: Request) -> SubmitResult:
         if not request.key:
             raise ReviewError(f"item {request.item_id}", "a decision needs an idempotency key")
+        edit = request.edit or Edit("")
+        texts = {"description": edit.description, "question": edit.question, "answer": edit.answer}
+        check_texts(f"item {request.item_id}", request.key, note=request.note, **texts)
         with self._write() as session:
             account = users.find_user(session, user)
             return decisions.submit(session, account, request, self.config, self.clock())
@@ -207,9 +212,13 @@ class ReviewService:
         key: str,
         active_seconds: float = 0.0,
         note: str | None = None,
+        require_lease: bool = False,
     ) -> SubmitResult:
         return self._submit(
-            user, Request(item_id, Action.APPROVE, base_revision, key, None, None, note, active_seconds)
+            user,
+            Request(
+                item_id, Action.APPROVE, base_revision, key, None, None, note, active_seconds, require_lease
+            ),
         )
 
     def edit_and_approve(
@@ -221,9 +230,13 @@ class ReviewService:
         key: str,
         active_seconds: float = 0.0,
         note: str | None = None,
+        require_lease: bool = False,
     ) -> SubmitResult:
         return self._submit(
-            user, Request(item_id, Action.EDIT, base_revision, key, edit, None, note, active_seconds)
+            user,
+            Request(
+                item_id, Action.EDIT, base_revision, key, edit, None, note, active_seconds, require_lease
+            ),
         )
 
     def reject(
@@ -235,6 +248,7 @@ class ReviewService:
         key: str,
         active_seconds: float = 0.0,
         note: str | None = None,
+        require_lease: bool = False,
     ) -> SubmitResult:
         try:
             tag = RejectReason(reason)
@@ -244,17 +258,29 @@ class ReviewService:
                 f"item {item_id}", f"unknown reject reason {reason!r} (one of {tags})"
             ) from None
         return self._submit(
-            user, Request(item_id, Action.REJECT, base_revision, key, None, tag, note, active_seconds)
+            user,
+            Request(
+                item_id, Action.REJECT, base_revision, key, None, tag, note, active_seconds, require_lease
+            ),
         )
 
     def skip(
-        self, user: str, item_id: int, key: str, active_seconds: float = 0.0, note: str | None = None
+        self,
+        user: str,
+        item_id: int,
+        key: str,
+        active_seconds: float = 0.0,
+        note: str | None = None,
+        require_lease: bool = False,
     ) -> SubmitResult:
         """Pass on an item: it goes back to the queue for others (the user gets it again after it changes)."""
-        return self._submit(user, Request(item_id, Action.SKIP, 0, key, None, None, note, active_seconds))
+        return self._submit(
+            user, Request(item_id, Action.SKIP, 0, key, None, None, note, active_seconds, require_lease)
+        )
 
     def undo(self, user: str, key: str, item_id: int | None = None) -> UndoResult:
         """Undo the user's own last decision (on `item_id` if given) while nobody has acted on it since."""
+        check_texts(f"undo by {user}", key)
         with self._write() as session:
             account = users.find_user(session, user)
             return decisions.undo(session, account, key, self.config, self.clock(), item_id)

@@ -122,6 +122,8 @@ def _wait_for_item(page, not_id: int | None = None, is_id: int | None = None, ti
             f" return h && h.dataset.itemId !== '{not_id}'; }})()"
         )
     page.wait_for_function(condition, timeout=timeout)
+    # keys act once every panel shows the item (until then the page holds them back)
+    page.wait_for_function("window.reviewScreen.ready()", timeout=timeout)
     return _item_id(page)
 
 
@@ -185,8 +187,8 @@ def test_review_flow_with_hotkeys_and_refresh(served: Served) -> None:
         ready = {
             "Scene explorer": "#explorer-plot .js-plotly-plot",
             "Dashboard": "#dashboard-levels .js-plotly-plot",
-            "Admin": "#btn-add-user",
         }
+        assert page.get_by_role("tab", name="Admin").count() == 0  # annotators do not see it
         for tab, selector in ready.items():
             page.get_by_role("tab", name=tab).click()
             page.wait_for_selector(selector, timeout=60_000)
@@ -207,6 +209,145 @@ def test_review_flow_with_hotkeys_and_refresh(served: Served) -> None:
     ]
     draft = service.get_item(fifth, "annotator").draft
     assert draft is not None and draft.text.description == typed
+
+
+RECORD_PRESSES_JS = """() => {
+  window.__presses = [];
+  window.addEventListener("keydown", (event) => {  // window capture: before the page's own handlers
+    if (event.key !== "a") return;
+    const id = (selector) => document.querySelector(selector)?.dataset.itemId ?? null;
+    const title = document.querySelector("#review-plot .gtitle")?.textContent ?? "";
+    window.__presses.push({
+      header: id('#item-header [data-review-panel="header"]'),
+      caption: id("#review-caption [data-review-panel]"),
+      crops: id("#crops [data-review-panel]"),
+      title: (title.match(/item (\\d+)$/) || [null, null])[1],
+      loading: document.body.classList.contains("review-loading"),
+    });
+  }, true);
+}"""
+
+
+def _login(page, url: str, username: str) -> None:
+    page.goto(url)
+    page.get_by_label("username").fill(username)
+    page.get_by_label("password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#item-header .item-header", timeout=60_000)
+    page.wait_for_function("window.reviewScreen && window.reviewScreen.ready()", timeout=60_000)
+
+
+def _decisions_of(service: ReviewService, username: str) -> list[tuple[int, str]]:
+    from sqlalchemy import select
+
+    from review.schema import Decision, User
+
+    with service.db.read() as session:
+        user_id = session.scalars(select(User.id).where(User.username == username)).one()
+        rows = session.execute(
+            select(Decision.item_id, Decision.kind).where(Decision.user_id == user_id).order_by(Decision.id)
+        ).all()
+    return [(int(item_id), str(kind)) for item_id, kind in rows]
+
+
+def _check_view_and_thumbnails(page) -> None:
+    """The 3D view frames the object (its orange box is drawn around the middle of the view), the
+    presets move the camera, and a thumbnail opens the full image."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    view = page.locator("#review-3d")
+    shot = np.asarray(Image.open(io.BytesIO(view.screenshot())).convert("RGB")).astype(int)
+    box_colour = np.abs(shot - np.array([255, 110, 0])).max(axis=2) < 40
+    rows, cols = np.nonzero(box_colour)
+    assert len(rows) > 50, "the object's box is not drawn"
+    height, width = box_colour.shape
+    assert abs(cols.mean() / width - 0.5) < 0.2 and abs(rows.mean() / height - 0.5) < 0.25
+    eye = "document.getElementById('review-3d')._fullLayout.scene.camera.eye"
+    before = page.evaluate(eye)
+    page.locator("#review-3d .updatemenu-button").nth(1).click()  # "top"
+    page.wait_for_function(f"{eye}.z > 1.0 && Math.abs({eye}.x) < 1e-6", timeout=10_000)
+    assert page.evaluate(eye) != before
+    page.locator("#review-3d .updatemenu-button").nth(0).click()  # "object": back to the framing
+    page.wait_for_function(f"Math.abs({eye}.z - {before['z']}) < 1e-6", timeout=10_000)
+
+    thumb = page.locator("#crops .thumb img").first
+    shown_width = thumb.evaluate("img => img.naturalWidth")
+    thumb.click()
+    page.wait_for_function(
+        "(() => { const i = document.querySelector('#review-lightbox img');"
+        " return i && i.complete && i.naturalWidth > 0; })()",
+        timeout=10_000,
+    )
+    assert page.evaluate("document.querySelector('#review-lightbox img').naturalWidth") >= shown_width
+    page.keyboard.press("Escape")
+    page.wait_for_function("!document.getElementById('review-lightbox')", timeout=5_000)
+
+
+@pytest.mark.browser
+def test_hotkeys_at_full_speed_decide_only_the_item_on_screen(served: Served) -> None:
+    """Press `a` as fast as the page takes keys: every decision stored is about the item whose caption,
+    3D title and crops were on screen at that press; presses while the next item loads do nothing."""
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        _login(page, served.url, "reviewer")
+        page.evaluate(RECORD_PRESSES_JS)
+        page.locator("#item-header").click()  # focus outside the text boxes
+        accepted = 0
+        for _ in range(2000):  # a key every few ms until ten were taken
+            page.keyboard.press("a")
+            log = page.evaluate("window.reviewScreen.log")
+            accepted = sum(1 for entry in log if entry["accepted"] and entry["button"] == "btn-approve")
+            if accepted >= 10:
+                break
+        assert accepted == 10
+        page.wait_for_function("window.reviewScreen.ready()", timeout=60_000)
+        presses = page.evaluate("window.__presses")
+        log = page.evaluate("window.reviewScreen.log")
+        page.screenshot(path=str(ARTIFACTS / "review-after-fast-keys.png"), full_page=True)
+        # undo brings the last item back: once the page takes keys again, every panel shows it
+        last = _decisions_of(served.service, "reviewer")[-1][0]
+        page.keyboard.press("u")
+        _wait_for_item(page, is_id=last)
+        on_screen = page.evaluate(
+            """() => ({
+              panels: [...document.querySelectorAll("[data-review-panel]")].map((p) => p.dataset.itemId),
+              title: document.querySelector("#review-plot .gtitle").textContent,
+            })"""
+        )
+        assert set(on_screen["panels"]) == {str(last)} and on_screen["title"].endswith(f"item {last}")
+        # Gradio's run history (every call's outputs in localStorage, rewritten at each call) is off: it
+        # made each decision slower than the last
+        history = "Object.keys(localStorage).filter((k) => k.startsWith('gradio:run-history'))"
+        assert page.evaluate(history) == []
+        _check_view_and_thumbnails(page)
+        browser.close()
+
+    assert len(presses) == len(log) > 10  # every press reached the gate; most were held back
+    taken = [press for press, entry in zip(presses, log, strict=True) if entry["accepted"]]
+    decided = _decisions_of(served.service, "reviewer")
+    assert [kind for _, kind in decided] == ["approve"] * 10
+    for press, (item_id, _) in zip(taken, decided, strict=True):
+        # the caption, the 3D view's title and the crops all showed the decided item at that press
+        assert press["header"] == press["caption"] == press["title"] == press["crops"] == str(item_id), press
+    assert len({item_id for item_id, _ in decided}) == 10
+    assert any(press["loading"] for press in presses)  # the page said it was loading in between
+
+
+def test_a_decision_that_does_not_name_the_shown_item_is_refused(served: Served) -> None:
+    """Over the API the page's script does not run: a decision must still name the item on screen."""
+    from gradio_client import Client
+
+    client = Client(served.url, auth=("admin", DEMO_PASSWORD), verbose=False)
+    client.predict(api_name="/review_next")  # the admin's session now shows an item
+    before = _decisions_of(served.service, "admin")
+    result = client.predict("999999:1", "", "", "hallucination", "all", "all", api_name="/review_approve")
+    assert "Not saved" in str(result) and "999999" in str(result)
+    assert _decisions_of(served.service, "admin") == before
 
 
 @pytest.mark.browser

@@ -3,12 +3,16 @@ the review flow (decisions, drafts, undo, conflicts), progress numbers and role 
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+import json
+import re
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
-import plotly.io as pio
 import pytest
 from test_app_data import annotated_demo, fresh_db
 
@@ -22,10 +26,23 @@ from app.progress import (
     queue_by_status,
     votes_per_day,
 )
-from app.scene_view import MAX_POINTS, SceneView, ids_to_colors, palette_encode, scene_figure
+from app.review_tab import SKIP
+from app.scene_view import (
+    MAX_POINTS,
+    REVIEW_POINTS,
+    Framing,
+    SceneView,
+    cut_away,
+    figure_spec,
+    frame_object,
+    ids_to_colors,
+    palette_encode,
+    scene_figure,
+    to_scene_coords,
+)
 from app.text import caption_html, claim_spans, claims_table_html, conflict_html, other_levels_html
 from core.scene.scannet import load_scene
-from review import Edit, ReviewService, Role
+from review import Edit, QueueFilter, ReviewError, ReviewService, Role
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +119,83 @@ def test_scene_level_view_has_no_object(scene_view: SceneView) -> None:
 def test_figure_payload_is_compact_and_keeps_camera(scene_view: SceneView) -> None:
     object_id = scene_view.scene.instances[5].object_id
     figure = scene_figure(scene_view, object_id, "rgb")
-    payload = pio.to_json(figure)
-    assert len(payload) < 2_000_000
-    background, obj = figure.data[0], figure.data[1]
-    assert background.hoverinfo == "skip" and obj.hoverinfo != "skip"
-    assert np.asarray(background.x).dtype == np.float32
-    recoloured = scene_figure(scene_view, object_id, "instances")
-    assert figure.layout.uirevision == recoloured.layout.uirevision == scene_view.scene.scene_id
+    assert len(figure.plot) < 2_000_000
+    spec = json.loads(figure.plot)
+    points = [t for t in spec["data"] if t["mode"] == "markers"]
+    assert points[0]["x"]["dtype"] == "f4" and "bdata" in points[0]["x"]  # typed arrays, not number lists
+    label = next(i.label for i in scene_view.scene.instances if i.object_id == object_id)
+    names = [t["name"] for t in points]
+    assert any(n.startswith(f"{label} · id {object_id}") for n in names)
+    assert all(t["hovertemplate"].startswith(t["name"]) for t in points)  # hover names class and id
+    recoloured = json.loads(scene_figure(scene_view, object_id, "instances").plot)
+    assert spec["layout"]["uirevision"] == recoloured["layout"]["uirevision"] == scene_view.scene.scene_id
+
+
+def _marker_traces(spec: dict) -> list[dict]:
+    return [t for t in spec["data"] if t["mode"] == "markers"]
+
+
+def _decode(array: dict) -> np.ndarray:
+    dtype = {"f4": np.float32, "u2": np.uint16}[array["dtype"]]
+    return np.frombuffer(base64.b64decode(array["bdata"]), dtype=dtype)
+
+
+def test_review_view_is_light_and_frames_the_object_from_inside_the_room(scene_view: SceneView) -> None:
+    scene = scene_view.scene
+    chair = next(
+        i for i in scene.instances if i.label not in ("wall", "floor") and len(i.vertex_indices) > 200
+    )
+    spec = figure_spec(
+        scene_view, chair.object_id, "rgb", "t", budget=REVIEW_POINTS, framed=True, meta={"item": 7}
+    )
+    total = sum(len(_decode(t["x"])) for t in _marker_traces(spec))
+    assert total <= REVIEW_POINTS
+    layout = spec["layout"]
+    assert layout["meta"] == {"item": 7}
+    buttons = [b["label"] for b in layout["updatemenus"][0]["buttons"]]
+    assert buttons == ["object", "top", "reset"]
+    camera = layout["scene"]["camera"]
+    lo, hi = scene_view.bounds
+    box = scene_view.boxes[chair.object_id]
+    # the camera looks at the object's centre and stands inside the room
+    assert camera["center"] == to_scene_coords(scene_view, box[:3])
+    framing = frame_object(scene_view, chair.object_id)
+    assert framing is not None and np.all(framing.eye > lo) and np.all(framing.eye < hi)
+    assert camera["eye"] == to_scene_coords(scene_view, framing.eye)
+    # scene coordinates: the box's corners map onto +-aspect/2 (with the fixed axis ranges)
+    aspect = layout["scene"]["aspectratio"]
+    corner = to_scene_coords(scene_view, hi)
+    assert corner["x"] == pytest.approx(aspect["x"] / 2, abs=1e-3)
+    assert layout["scene"]["xaxis"]["range"] == pytest.approx([lo[0], hi[0]])
+
+
+def test_cut_away_drops_what_stands_between_camera_and_object() -> None:
+    framing = Framing(eye=np.array([0.0, 0.0, 1.5]), target=np.array([4.0, 0.0, 0.5]))
+    box = np.array([4.0, 0.0, 0.5, 0.6, 0.6, 1.0])
+    points = np.array(
+        [
+            [2.0, 0.0, 1.0],  # on the line of sight: cut
+            [2.0, 2.0, 1.0],  # beside it: kept
+            [4.0, 0.0, 0.5],  # the object: kept
+            [6.0, 0.0, 0.0],  # behind the object: kept
+            [-1.0, 0.0, 1.75],  # behind the camera: kept
+        ]
+    )
+    assert cut_away(points, framing, box).tolist() == [True, False, False, False, False]
+
+
+@pytest.mark.parametrize(("layer", "expect"), [("instances", "id"), ("semantic", "category")])
+def test_instance_and_semantic_layers_have_a_legend(scene_view: SceneView, layer: str, expect: str) -> None:
+    spec = json.loads(scene_figure(scene_view, None, layer).plot)
+    assert spec["layout"]["showlegend"] is True
+    names = {t["name"] for t in _marker_traces(spec)}
+    categories = {i.label for i in scene_view.scene.instances}
+    if expect == "category":
+        assert names <= categories | {"unannotated"} and len(names) >= len(categories) - 1
+    else:
+        assert all(" · id " in n or n == "unannotated" for n in names)
+    assert all(t["showlegend"] for t in _marker_traces(spec))
+    assert json.loads(scene_figure(scene_view, None, "rgb").plot)["layout"]["showlegend"] is False
 
 
 @pytest.mark.parametrize("layer", ["rgb", "instances", "semantic", "superpoints"])
@@ -216,6 +303,106 @@ def test_active_seconds_are_capped() -> None:
     assert shown.active_seconds() == workflow.MAX_ACTIVE_SECONDS
 
 
+def test_a_decision_must_name_the_item_and_revision_on_screen(service: ReviewService) -> None:
+    screen = workflow.open_next(service, "annotator")
+    shown = screen.shown
+    assert workflow.screen_refusal(shown, f"{shown.item_id}:{shown.base_revision}") is None
+    assert "still loading" in workflow.screen_refusal(shown, "")
+    other = workflow.screen_refusal(shown, f"{shown.item_id + 1}:{shown.base_revision}")
+    assert f"showed item {shown.item_id + 1}" in other and f"your item is {shown.item_id}" in other
+    assert "revision" in workflow.screen_refusal(shown, f"{shown.item_id}:{shown.base_revision + 1}")
+    assert "unreadable" in workflow.screen_refusal(shown, "<b>")
+    assert "no item on screen" in workflow.screen_refusal(None, "3:1")
+
+
+def test_the_service_refuses_a_decision_outside_the_users_lease(service: ReviewService) -> None:
+    held = workflow.open_next(service, "annotator")
+    other = next(i for i in service.list_items(limit=20) if i.id != held.item.id and i.leased_by is None)
+    with pytest.raises(ReviewError, match=f"item {other.id} is not your current item"):
+        service.approve("annotator", other.id, other.head_revision, "k1", require_lease=True)
+    with pytest.raises(ReviewError, match="not your current item"):
+        service.skip("annotator", other.id, "k2", require_lease=True)
+    assert service.get_item(other.id).decisions == []
+    # the lease moved to someone else: the annotator's screen is stale, the decision is refused
+    service.release("annotator", held.item.id)
+    taken = service.next_item("reviewer")
+    assert taken is not None and taken.id == held.item.id
+    refused = workflow.decide(service, "annotator", held.shown, "approve", require_lease=True)
+    assert refused.kind == "error" and "reviewer holds it now" in refused.message
+    assert service.get_item(held.item.id).decisions == []
+    # without the requirement (an admin's direct call) the old rule stays: someone else's live lease
+    with pytest.raises(ReviewError, match="reviewer holds this item"):
+        service.approve("annotator", held.item.id, held.item.head_revision, "k3")
+
+
+def test_every_panel_of_a_step_belongs_to_the_same_item(
+    service: ReviewService, demo_root: Path, synth_root: Path
+) -> None:
+    from app.context import AppContext
+    from app.item_media import MediaCache
+    from app.review_tab import PANEL_NAMES, render_screen
+
+    ctx = AppContext(service, synth_root, demo_root / "densescan")
+    media = MediaCache(ctx)
+    screen = workflow.open_next(service, "annotator")
+    panels = render_screen(ctx, media, screen, "annotator")
+    item = screen.item
+    values = {name: getattr(panels, name) for name in PANEL_NAMES}
+    marked = [n for n, v in values.items() if isinstance(v, str) and "data-review-panel" in v]
+    assert set(marked) >= {"header", "caption", "claims", "others", "plot", "crops", "highlights"}
+    for name in marked:
+        assert f'data-item-id="{item.id}"' in getattr(panels, name), name
+    assert f'data-revision="{item.head_revision}"' in panels.header
+    figure = json.loads(html.unescape(re.search(r'data-json="([^"]*)"', panels.plot).group(1)))
+    assert figure["layout"]["meta"]["item"] == item.id
+    assert figure["layout"]["title"]["text"].endswith(f"item {item.id}")
+    # a step that stays on the same item sends no evidence again (the page shows it already)
+    again = render_screen(ctx, media, screen, "annotator", before=screen.shown)
+    assert again.plot is SKIP and again.crops is SKIP and again.highlights is SKIP
+    assert again.header != panels.header  # a fresh render mark: the page knows the answer came
+
+
+def test_next_items_are_prefetched_while_the_current_one_is_read(
+    service: ReviewService, demo_root: Path, synth_root: Path
+) -> None:
+    from app.context import AppContext
+    from app.item_media import MediaCache
+
+    ctx = AppContext(service, synth_root, demo_root / "densescan")
+    media = MediaCache(ctx)
+    screen = workflow.open_next(service, "annotator")
+    media.prefetch_next(service, "annotator", QueueFilter(), screen.item.id)
+    media.wait_idle(timeout=120)
+    following = workflow.decide(service, "annotator", screen.shown, "approve")
+    assert following.item is not None and media.cached(following.item.id)
+    started = time.perf_counter()
+    built = media.get(following.item)
+    assert time.perf_counter() - started < 0.05 and built.item_id == following.item.id
+
+
+def test_thumbnails_keep_the_whole_image_and_outline_the_object(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from app.item_media import OUTLINE_RGB, Picture, gallery_html, thumbnail
+
+    path = tmp_path / "frame.jpg"
+    Image.new("RGB", (1296, 968), (90, 90, 90)).save(path)
+    box = (400, 300, 600, 500)
+    uri = thumbnail(path, path.stat().st_mtime, 320, box)
+    image = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+    assert image.size == (320, 239)  # shrunk as a whole: nothing cut off
+    scale = 320 / 1296
+    x0, y0 = round(box[0] * scale), round(box[1] * scale)
+    edge = np.asarray(image)[y0 + 20, x0 - 2 : x0 + 1].astype(int)  # the outline's left side, 3 px wide
+    assert np.abs(edge - np.array(OUTLINE_RGB)).max(axis=1).min() < 60
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    pictures = [Picture(path, 'frame "1" <b>', box), Picture(broken, "frame 2")]
+    page = gallery_html(7, "highlights", "highlighted frames", pictures, 320)
+    assert 'data-item-id="7"' in page and "<b>" not in page and "/gradio_api/file=" in page
+    assert page.count("<img") == 1 and "not shown (unreadable): broken.jpg" in page
+
+
 # progress and roles ---------------------------------------------------------------------------------------
 
 
@@ -287,7 +474,8 @@ def test_explorer_helpers(service: ReviewService, demo_root: Path, synth_root: P
     items = service.list_items(table_filter("scene0000_00", "object", "all", "all", "all"), limit=500)
     assert items and {i.key.level for i in items} == {"object"}
     rows = caption_rows(items)
-    assert len(rows[0]) == len(TABLE_COLUMNS) and rows[0][6] == items[0].text.description
+    caption_at = TABLE_COLUMNS.index("caption")
+    assert len(rows[0]) == len(TABLE_COLUMNS) and rows[0][caption_at] == items[0].text.description
     object_id = int(items[0].key.object_id)
     panel, frames = object_panel(ctx, "scene0000_00", object_id)
     assert "caption" in panel and frames
@@ -296,4 +484,4 @@ def test_explorer_helpers(service: ReviewService, demo_root: Path, synth_root: P
     assert object_at(bev, int(cols_[0]), int(rows_[0])) == object_id
     assert object_at(bev, -1, 0) is None
     docs = [ctx.doc(s) for s in ctx.scene_ids()]
-    assert len(dataset_figures(read_records(ctx), docs)) == 5 and len(progress_figures(ctx)) == 3
+    assert len(dataset_figures(read_records(ctx), docs)) == 5 and len(progress_figures(ctx)) == 4

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import filecmp
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from core.scene.scannet import load_scene
-from core.scene.synth.dataset import SynthConfig, generate_dataset
+from core.scene.synth.dataset import (
+    SynthConfig,
+    assign_splits,
+    generate_dataset,
+    planned_room_type,
+    write_annotations,
+)
+from core.scene.synth.layout import ROOM_TYPES
 
 CONFIG = SynthConfig(num_frames=6)
 REPO = Path(__file__).resolve().parents[1]
@@ -63,9 +72,68 @@ def test_a_crashed_scene_is_rebuilt_and_finished_ones_are_kept(tmp_path: Path) -
         "scans/scene0001_00/scene0001_00_vh_clean_2.ply",
         *(str(p.relative_to(clean)) for p in sorted((clean / "annotations").iterdir())),
     ]
+    compared += ["scannetv2_train.txt", "scannetv2_val.txt", "synth/scene0000_00.json"]
     assert len(compared) > 4
     for name in compared:
         assert (clean / name).read_bytes() == (out / name).read_bytes(), name
+    # two scenes: one of each split, though the first was written when it was alone (and in train)
+    assert sorted(
+        json.loads((out / "synth" / f"scene000{i}_00.json").read_text())["split"] for i in (0, 1)
+    ) == [
+        "train",
+        "val",
+    ]
+
+
+def test_annotations_are_rewritten_from_saved_facts(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    generate_dataset(out, 2, seed=1, config=CONFIG, progress=False)
+    written = {p: p.read_bytes() for p in sorted((out / "annotations").iterdir())}
+    written[out / "scannetv2_val.txt"] = (out / "scannetv2_val.txt").read_bytes()
+    for path in written:
+        path.unlink()
+    run = subprocess.run(
+        [sys.executable, "-m", "core.scene.synth.dataset", "--out", str(out), "--seed", "1"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "wrote annotations of 2 scenes (1 val)" in run.stdout
+    for path, content in written.items():
+        assert path.read_bytes() == content, path
+    (out / "synth" / "scene0000_00.json").unlink()
+    with pytest.raises(FileNotFoundError, match="scene0000_00"):
+        write_annotations(out, 2, seed=1)
+    bad = subprocess.run(
+        [sys.executable, "-m", "core.scene.synth.dataset", "--out", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert bad.returncode == 2 and "no facts file" in bad.stderr
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_split_is_never_empty_and_stratified_by_room_type(seed: int) -> None:
+    for n in [*range(2, 9), 12, 13, 30]:
+        types = [planned_room_type(i, seed) for i in range(n)]
+        splits = assign_splits(types, seed)
+        assert splits == assign_splits(types, seed)  # deterministic
+        val = [t for t, s in zip(types, splits) if s == "val"]
+        assert 1 <= len(val) <= n - 1 and len(val) == min(n - 1, math.ceil(0.2 * n)), (n, splits)
+        # round-robin over types: no type gives a second val scene before every type gave one
+        counts = {t: val.count(t) for t in set(types)}
+        assert max(counts.values()) - min(counts.values()) <= 1, (n, counts)
+        for t in set(types):  # a type with two or more scenes keeps one in train
+            if types.count(t) >= 2:
+                assert counts[t] < types.count(t), (n, t)
+    assert assign_splits(["office"], seed) == ["train"] and assign_splits([], seed) == []
+    # a scene's split comes from the room types and N, not from the order scenes were written in
+    uneven = ["kitchen"] * 6 + ["office"] * 2 + ["bathroom"] * 2
+    splits = assign_splits(uneven, seed)
+    assert [t for t, s in zip(uneven, splits) if s == "val"].count("kitchen") == 1
+    assert set(ROOM_TYPES) >= set(uneven)
 
 
 def test_synth_command_line(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 """Stage 3, multi-view fusion: what recurs across the per-view descriptions wins; conflicts are kept.
 
-The claims of every view's text are read back (`claims.py`). A color wins when more views state it than
-any other (ties broken by the measured pixel votes); a relation is kept when at least `min_views` views
-state it. Colors and relations that lose are recorded as conflicts, for the reviewer and the verifier.
+The claims of every view's text are read back (`claims.py`). The measured color (the dominant word of
+the object's pixels pooled over its views) wins when any view states it; otherwise the color more views
+state than any other (ties broken by the measured pixel votes); a relation is kept when at least
+`min_views` views state it. Disagreements are recorded as conflicts in words a reviewer reads as they
+are ("views disagree on the color: beige in 4 views (kept), brown in 4 views"; "'near the pillow'
+dropped: only 1 view").
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ def fuse_views(
             }
         )
     color = None
-    if color_counts:
+    if colors.dominant and colors.dominant in color_counts:  # what the camera sees, when a view says it
+        color = colors.dominant
+    elif color_counts:
         color = max(color_counts, key=lambda c: (color_counts[c], colors.share(c), c))
     elif colors.dominant:
         color = colors.dominant
@@ -56,8 +61,19 @@ def fuse_views(
     kept = sorted(
         (r for r, n in relation_counts.items() if n >= min_views), key=lambda r: (-relation_counts[r], r)
     )[:max_relations]
-    conflicts = [f"color {c} in {n} view(s)" for c, n in sorted(color_counts.items()) if c != color]
-    conflicts += [f"'{r}' in only {n} view(s)" for r, n in sorted(relation_counts.items()) if r not in kept]
+    conflicts = []
+    if len(color_counts) > 1:
+        ranked = sorted(color_counts.items(), key=lambda cn: (-cn[1], cn[0]))
+        stated = ", ".join(f"{c} in {_views(n)}{' (kept)' if c == color else ''}" for c, n in ranked)
+        conflicts.append(f"views disagree on the color: {stated}")
+    for r, n in sorted(relation_counts.items()):
+        if r not in kept:
+            why = f"only {_views(n)}" if n < min_views else f"{_views(n)}, beyond the {max_relations} kept"
+            conflicts.append(f"'{r}' dropped: {why}")
     return FusedAttributes(
         color, kept, dict(sorted(color_counts.items())), dict(sorted(relation_counts.items())), conflicts
     )
+
+
+def _views(n: int) -> str:
+    return f"{n} view" if n == 1 else f"{n} views"

@@ -4,6 +4,12 @@ One record per captioned object (level "object", status and confidence from veri
 description ("frame", the object it centres on as object_id, the frame in `frame_id`), the narrative
 ("scene", object_id "-1") and each scenario question ("scenario", the first answer object as object_id).
 Only object captions are fact-checked; the other levels carry status "accepted" and confidence 0.5.
+
+An object record also says why verification decided as it did, so that the review store can show it and
+filter by it without the scene document: `flag_reasons` (codes of `verify.FLAG_REASONS`, empty when
+nothing was wrong), `consistency_answer` (the model's verdict on the views, as it answered),
+`fusion_conflicts` (where the views disagreed) and `claims` (each claim with its verdict). Records
+written before these fields existed simply lack them; readers say "no reason recorded".
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.annotate.verify import Verdict, flag_reasons
+
 UNCHECKED_CONFIDENCE = 0.5
+WHY_FIELDS = ("flag_reasons", "consistency_answer", "fusion_conflicts", "claims")  # object records only
 
 
 def tokens(text: str) -> list[str]:
@@ -46,6 +55,22 @@ def _record(
     }
 
 
+def why_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The reasons behind an object caption's verification status, from its scene-document entry."""
+    check = obj.get("verification") or {}
+    claims = [dict(c) for c in check.get("claims") or []]
+    verdicts = [
+        Verdict(str(c.get("kind")), str(c.get("text")), str(c.get("value")), str(c.get("verdict")), [])
+        for c in claims
+    ]
+    return {
+        "flag_reasons": flag_reasons(verdicts, check.get("consistent")),
+        "consistency_answer": str(check.get("consistency_answer") or ""),
+        "fusion_conflicts": list((obj.get("fusion") or {}).get("conflicts") or []),
+        "claims": claims,
+    }
+
+
 def scene_records(doc: dict[str, Any]) -> list[dict[str, Any]]:
     scene_id, source = doc["scene_id"], f"densescan-pipeline/{doc['captioner']}"
     labels = {o["object_id"]: o["label"] for o in doc["objects"]}
@@ -64,6 +89,9 @@ def scene_records(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     check["status"],
                     check["confidence"],
                     source,
+                    **why_fields(obj),
+                    views=len(obj.get("views") or []),  # distinct views the caption rests on (views.py)
+                    views_requested=int(obj.get("views_requested") or len(obj.get("views") or [])),
                 )
             )
     for frame in doc["frames"]:

@@ -8,9 +8,10 @@ the public releases):
 
 - `scannetv2_{train,val}.txt`: one scene id per line.
 - `annotations/ScanRefer_filtered_{train,val}.json`: list of {scene_id, object_id (str), object_name
-  (label, spaces as underscores), ann_id (str, counts per object), description, token}; 2-5 descriptions
-  per non-structural object (an object that no fact about it tells apart from a same-class twin is left
-  out). `token` is the lowercased description with punctuation split off.
+  (label, spaces as underscores), ann_id (str, counts per object), description, token}; 3-5 descriptions
+  per non-structural object with same-class twins (one that no fact tells apart from a twin is left out)
+  and one for about half of the objects alone in their class. `token` is the lowercased description
+  with punctuation split off.
 - `annotations/scanrefer_unique_multiple_lookup.json`: {scene_id: {object_id: 0 unique | 1 multiple}},
   ScanRefer's rule: the target's ScanRefer class (`LabelMap.scanrefer_class`, 17 NYU40 names + "others")
   is shared by no other non-structural object of the scene.
@@ -26,6 +27,13 @@ the public releases):
   "other"), answers: [{answer, answer_confidence, answer_id}], position {x, y, z}, rotation {_x, _y, _z,
   _w}}]}.
 
+Balanced against blind guessing (`python -m core baselines` measures it): few descriptions name a class
+with one instance; "how many" answers spread over 0..5+ (zero: a class absent here but common in rooms);
+SQA3D answers are drawn answer-first, least-given first (`pick_balanced`), so yes/no alternate per
+template and directions and counts spread, and no question is about what the situation names; zero-target
+Multi3DRefer queries (a minority) are real descriptions with one fact made false, or a present object's
+facts told of an absent object of a similar kind.
+
 SQA3D pose convention, as SQA3D's own visualiser reads it: the scene's raw mesh is moved so that its
 bounding-box centre is the origin; the agent stands at (x, y) there (z is written as 0), and its facing
 direction is the rotation applied to -X. `SceneFacts.axis_alignment` (raw -> axis-aligned, ScanNet's
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -386,11 +395,21 @@ def describe_object(
     return list(out.values())
 
 
+UNIQUE_DESCRIBED = 0.5  # share of the objects alone in their class that get a ScanRefer description
+
+
 def scanrefer_records(scene: SceneContext, rng: np.random.Generator) -> list[dict]:
-    """2-5 ScanRefer descriptions of every non-structural object that can be singled out."""
+    """3-5 ScanRefer descriptions of every non-structural object that has same-class twins and can be
+    singled out, and one of about half the objects alone in their class: naming the class alone then
+    finds the target for few descriptions (the class-name oracle's prior), as in ScanRefer where most
+    descriptions are "multiple"."""
     records = []
     for target in scene.targets:
-        for ann_id, desc in enumerate(describe_object(scene, target, rng, int(rng.integers(2, 6)))):
+        alone = len(scene.members(target)) == 1
+        count = (1 if rng.random() < UNIQUE_DESCRIBED else 0) if alone else int(rng.integers(3, 6))
+        if not count:
+            continue
+        for ann_id, desc in enumerate(describe_object(scene, target, rng, count)):
             records.append(
                 {
                     "scene_id": scene.facts.scene_id,
@@ -491,45 +510,120 @@ def _multi_target(scene: SceneContext, label: str, rng: np.random.Generator) -> 
     return out[: 1 + int(rng.integers(1, 3))]
 
 
-def _zero_target_with_distractor(scene: SceneContext, label: str, rng: np.random.Generator) -> list[dict]:
-    """The class is present but no member has the stated color / relation."""
-    members = scene.members(next(o for o in scene.targets if scene.name(o) == label))
+ZERO_TARGET_RATE = 0.4  # chance of a zero-target query per label: zero targets stay a minority
+SUBSTITUTES = (  # objects of a similar kind and size: an absent one can stand where a present one does
+    ("chair", "office chair", "armchair", "stool"),
+    ("table", "coffee table", "desk", "nightstand"),
+    ("cabinet", "kitchen cabinet", "dresser", "bookshelf", "shelf"),
+    ("lamp", "plant", "trash can", "box", "backpack"),
+    ("monitor", "laptop", "keyboard", "microwave"),
+    ("picture", "mirror", "whiteboard", "tv", "curtain"),
+    ("pillow", "towel"),
+    ("couch", "bed", "armchair"),
+)
+
+
+def _render(
+    scene: SceneContext,
+    label: str,
+    chosen: Sequence[Relation],
+    extras: Sequence[Relation],
+    rng: np.random.Generator,
+) -> str:
+    """Text in the words of `describe_object`: an identifying sentence, then one per extra fact."""
+    core, post = noun_phrase(label, chosen, scene, rng)
+    sentences = [_identifying_sentence(core, post, rng)]
+    sentences += [t for t in (_extra_sentence(r, label, scene, rng) for r in extras) if t]
+    return " ".join(sentences)
+
+
+def _false_anchor_relations(scene: SceneContext, members: list[ObjectInfo], subject: int) -> list[Relation]:
+    """Relations "next to" / "near" a unique anchor that no member of the class is clearly next to or
+    near (both false, so no other sentence of a description can contradict it)."""
     out = []
+    for anchor in scene.anchors(members[0]):
+        if scene.name(anchor) in ("floor", "door", "window"):
+            continue
+        verdicts = [
+            scene.holds(Relation(o.object_id, predicate, (anchor.object_id,)), o)
+            for o in members
+            for predicate in ("next to", "near")
+        ]
+        if all(v is False for v in verdicts):
+            out += [Relation(subject, p, (anchor.object_id,)) for p in ("next to", "near")]
+    return out
+
+
+def _zero_target_with_distractor(scene: SceneContext, label: str, rng: np.random.Generator) -> list[dict]:
+    """A real member's description with one fact changed so that it fits no member of the class: its
+    color (to one no member has) or a relation (to "next to" / "near" an anchor no member is by)."""
+    group = [o for o in scene.targets if scene.name(o) == label]
+    if rng.random() >= ZERO_TARGET_RATE:
+        return []
+    source = group[int(rng.integers(len(group)))]
+    members = scene.members(source)
+    descs = [
+        d for d in describe_object(scene, source, rng, 3) if all(r.viewpoint is None for r in d.relations)
+    ]
+    if not descs:
+        return []
+    desc = descs[int(rng.integers(len(descs)))]
+    relations, n_id = list(desc.relations), len(desc.identifying)
     colors = [
         c for c in COLOR_CHOICES if all(o.color_name is not None and o.color_name != c for o in members)
     ]
-    if colors:
-        color = str(rng.choice(colors))
-        text = _sentence(str(rng.choice([f"the {color} {label}", f"there is a {color} {label} in the room"])))
-        out.append(_query(scene, label, text, [], "zt_w_d", [Relation(0, "color", (), color)]))
-    for anchor in scene.anchors(members[0]):
-        if scene.name(anchor) == "floor":
-            continue
-        rel = Relation(members[0].object_id, "next to", (anchor.object_id,))
-        if all(scene.holds(rel, o) is False for o in members):
-            text = _sentence(f"the {label} {_post_phrase(rel, scene, rng)}")
-            out.append(_query(scene, label, text, [], "zt_w_d", [rel]))
-            break
-    return out
+    named = {i for r in relations for i in r.object_ids}
+    false_anchors = [
+        r for r in _false_anchor_relations(scene, members, source.object_id) if r.object_ids[0] not in named
+    ]
+    swaps: list[tuple[int, Relation]] = []
+    for i, rel in enumerate(relations):
+        if rel.predicate == "color" and colors:
+            swaps.append((i, Relation(source.object_id, "color", (), str(rng.choice(colors)))))
+        elif rel.predicate in SPATIAL and false_anchors:
+            swaps.append((i, false_anchors[int(rng.integers(len(false_anchors)))]))
+    if not swaps:  # nothing to change: say one false thing more, as the identifying fact
+        if colors:
+            swaps.append((len(relations), Relation(source.object_id, "color", (), str(rng.choice(colors)))))
+        elif false_anchors:
+            swaps.append((len(relations), false_anchors[int(rng.integers(len(false_anchors)))]))
+        else:
+            return []
+        n_id = len(relations) + 1
+        relations.append(swaps[0][1])
+    i, changed = swaps[int(rng.integers(len(swaps)))]
+    relations[i] = changed
+    text = _render(scene, label, relations[:n_id], relations[n_id:], rng)
+    return [_query(scene, label, text, [], "zt_w_d", relations)]
 
 
 def _zero_target_without_distractor(scene: SceneContext, rng: np.random.Generator) -> list[dict]:
-    """A category absent from the scene, described by a relation to a present anchor or by a color."""
+    """An object absent from this room but common in others, described where a present object of a
+    similar kind stands (`SUBSTITUTES`) with that object's true facts: "the stool next to the desk"
+    where a chair is next to the desk."""
     present = [scene.name(o) for o in scene.objects]
-    absent = [c for c in OBJECT_CATEGORIES if not any(same_class(c, p) for p in present)]
-    out = []
-    anchors = [o for o in scene.targets if len(scene.members(o)) == 1]
-    for label in [absent[int(k)] for k in rng.permutation(len(absent))[:2]]:
-        if anchors and rng.random() < 0.6:
-            anchor = anchors[int(rng.integers(len(anchors)))]
-            phrase = str(rng.choice(["next to", "near", "on"]))
-            text = f"the {label} {phrase} the {scene.name(anchor)}"
-            rels = [Relation(0, phrase, (anchor.object_id,))]
-        else:
-            color = str(rng.choice(COLOR_CHOICES))
-            text, rels = f"the {color} {label}", [Relation(0, "color", (), color)]
-        out.append(_query(scene, label, _sentence(text), [], "zt_wo_d", rels))
-    return out
+    options: list[tuple[ObjectInfo, str]] = []
+    for target in scene.targets:
+        for group in SUBSTITUTES:
+            if scene.name(target) in group:
+                absent = [c for c in group if not any(same_class(c, p) for p in present)]
+                options += [(target, c) for c in absent if (target, c) not in options]
+    if not options:
+        return []
+    source, label = options[int(rng.integers(len(options)))]
+    facts = [
+        r
+        for r in _extra_facts(scene, source)
+        if r.predicate != "color" and not (r.predicate == "on" and scene.name(r.object_ids[0]) == "floor")
+    ]
+    if source.color_name and rng.random() < 0.5:
+        facts.append(Relation(source.object_id, "color", (), source.color_name))
+    if not facts:
+        return []
+    chosen = [facts[int(k)] for k in rng.permutation(len(facts))[: int(rng.integers(1, 4))]]
+    n_id = 1 + int(rng.random() < 0.3)
+    text = _render(scene, label, chosen[:n_id], chosen[n_id:], rng)
+    return [_query(scene, label, text, [], "zt_wo_d", chosen)]
 
 
 # ----------------------------------------------------------------------------------------------- ScanQA
@@ -557,7 +651,9 @@ def scanqa_questions(scene: SceneContext, rng: np.random.Generator) -> list[dict
             out.append(_qa(question, [target.color_name], [target]))
         if len(scene.members(target)) > 1:  # the questions below name the target by its label alone
             continue
-        where = [_post_phrase(r, scene, rng) for r in _extra_facts(scene, target) if r.predicate in SPATIAL]
+        facts = [r for r in _extra_facts(scene, target) if r.predicate in SPATIAL]
+        facts.sort(key=lambda r: not r.object_ids)  # "next to the bed" before "against the wall"
+        where = [_post_phrase(r, scene, rng) for r in facts]
         where = [w for w in where if w and w != "on the floor"] or [w for w in where if w]
         if where:
             out.append(_qa(f"where is the {label}?", where[:3], [target]))
@@ -565,16 +661,33 @@ def scanqa_questions(scene: SceneContext, rng: np.random.Generator) -> list[dict
             found = [o for o in scene.targets if o is not target and check_relation(predicate, o, [target])]
             if found:
                 out.append(_qa(f"what is {predicate} the {label}?", [scene.name(o) for o in found], found))
-    families = {scene.name(o): o for o in scene.targets}
-    for label, first in families.items():
-        if scene.clean_family(first):
-            group = scene.members(first)
-            question = str(rng.choice(["how many {} are in the room?", "how many {} are there?"]))
-            out.append(_qa(question.format(plural(label)), [number_word(len(group))], group))
+    out += _count_questions(scene, rng)
     key = [o for o in scene.targets if scene.name(o) in ROOM_KEY_OBJECTS.get(scene.facts.room_type, ())]
     question = str(rng.choice(["what type of room is this?", "what kind of room is this?"]))
     out.append(_qa(question, [scene.facts.room_type], key))
     return [out[int(k)] for k in rng.permutation(len(out))]
+
+
+def _count_questions(scene: SceneContext, rng: np.random.Generator) -> list[dict]:
+    """Counting questions with answers spread over 0..5+: per answer (5 and more pooled) at most one
+    question, so a scene full of single objects asks about one of them, not all; zero is asked of a
+    class that is absent here but common in rooms (`OBJECT_CATEGORIES`)."""
+    by_count: dict[int, list[tuple[str, list[ObjectInfo]]]] = {}
+    families = {scene.name(o): o for o in scene.targets}
+    for label, first in families.items():
+        if scene.clean_family(first):
+            group = scene.members(first)
+            by_count.setdefault(min(len(group), 5), []).append((label, group))
+    present = [scene.name(o) for o in scene.objects]
+    absent = [c for c in OBJECT_CATEGORIES if not any(same_class(c, p) for p in present)]
+    if absent:
+        by_count[0] = [(label, []) for label in absent]
+    out = []
+    for bucket in sorted(by_count):
+        label, group = by_count[bucket][int(rng.integers(len(by_count[bucket])))]
+        question = str(rng.choice(["how many {} are in the room?", "how many {} are there?"]))
+        out.append(_qa(question.format(plural(label)), [number_word(len(group))], group))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ SQA3D
@@ -638,10 +751,12 @@ class Situation:
     seat: ObjectInfo | None
     text: str
     alternatives: list[str]
+    near: ObjectInfo | None = None  # what a standing agent is said to stand next to
 
 
 def _situations(scene: SceneContext, rng: np.random.Generator) -> list[Situation]:
-    """An agent sitting on a unique seat, and one standing at a free spot, each facing a unique object."""
+    """An agent sitting on a unique seat, and up to two standing at free spots at least a metre apart,
+    each facing a unique object."""
     faceable = [
         o for o in scene.objects if scene.name(o) not in ("wall", "floor") and len(scene.members(o)) == 1
     ]
@@ -662,8 +777,11 @@ def _situations(scene: SceneContext, rng: np.random.Generator) -> list[Situation
             out.append(Situation(view, seat, f"I am sitting on the {s} facing the {f}.", alternatives))
             break
     spots = _free_spots(scene)
-    for k in rng.permutation(len(spots))[:20]:
+    standing = 0
+    for k in rng.permutation(len(spots))[:40]:
         spot = spots[int(k)]
+        if any(np.linalg.norm(spot - np.asarray(s.view.position)) < 1.0 for s in out):
+            continue  # a second standing spot elsewhere in the room, not beside the first
         beside = [
             o for o in faceable if scene.name(o) not in ("door", "window") and point_gap(spot, o) <= 0.7
         ]
@@ -673,8 +791,11 @@ def _situations(scene: SceneContext, rng: np.random.Generator) -> list[Situation
             view = Viewpoint.looking_at(spot, face.center, face.object_id)
             n, f = scene.name(near), scene.name(face)
             alternatives = [f"I am facing the {f} and the {n} is close to me.", f"The {f} is in front of me."]
-            out.append(Situation(view, None, f"I am standing next to the {n}, facing the {f}.", alternatives))
-            break
+            text = f"I am standing next to the {n}, facing the {f}."
+            out.append(Situation(view, None, text, alternatives, near))
+            standing += 1
+            if standing == 2:
+                break
     return out
 
 
@@ -689,30 +810,74 @@ def _free_spots(scene: SceneContext, step: float = 0.25, clearance: float = 0.3)
     return [p for p in points if all(point_gap(p, o) >= clearance for o in blockers)]
 
 
-def situated_questions(
-    scene: SceneContext, sit: Situation, rng: np.random.Generator
+COLOR_WHERE = {
+    "forward": "in front of me", "left": "on my left", "right": "on my right", "backward": "behind me",
+}  # fmt: skip
+SQA3D_QUOTA = {"what": 5, "how": 2, "which": 1, "other": 1}  # questions per situation
+YES_NO_PAIRS = {"is": 0.5, "can": 1.0}  # chance per situation of a yes/no pair of the kind
+
+
+def pick_balanced(
+    candidates: Sequence[tuple[str, str, str]],
+    count: int,
+    rng: np.random.Generator,
+    used: Counter | None = None,
 ) -> list[tuple[str, str, str]]:
-    """(question, answer, answer_type) triples, all answered from the agent's frame."""
+    """Up to `count` different questions, each drawn by first drawing an answer among those available
+    that were given least often so far (`used`, updated; ties uniformly), then a question with that
+    answer: the answer prior is as flat as the candidates allow (counts, directions, colors spread)."""
+    used = Counter() if used is None else used
+    pool = list(dict.fromkeys(candidates))
+    picked: list[tuple[str, str, str]] = []
+    while pool and len(picked) < count:
+        keys = list(dict.fromkeys(c[1] for c in pool))
+        fewest = min(used[k] for k in keys)
+        keys = [k for k in keys if used[k] == fewest]
+        key = keys[int(rng.integers(len(keys)))]
+        options = [c for c in pool if c[1] == key]
+        choice = options[int(rng.integers(len(options)))]
+        picked.append(choice)
+        used[key] += 1
+        pool = [c for c in pool if c[0] != choice[0]]
+    return picked
+
+
+def situated_questions(
+    scene: SceneContext, sit: Situation, rng: np.random.Generator, used: dict[str, Counter] | None = None
+) -> list[tuple[str, str, str]]:
+    """(question, answer, answer_type) triples, all answered from the agent's frame.
+
+    Balanced against blind guessing: each open kind gets its quota by `pick_balanced`; yes/no questions
+    come in pairs of one template, one answered yes and one no (`pick_yes_no_pair`), so each template is
+    answered yes exactly half the time; the object the situation says the agent faces (and the one it
+    sits on or stands by) is never the subject, so the text gives nothing away. `used` (answers given per
+    kind, updated) carries the balance across one scene's situations.
+    """
+    used = {} if used is None else used
     view, pos = sit.view, np.asarray(sit.view.position)
+    named = {o.object_id for o in (sit.seat, sit.near) if o is not None} | {sit.view.facing_id}
     around = [
         o
         for o in scene.objects
         if scene.name(o) not in ("wall", "floor") and o is not sit.seat and point_gap(pos, o) > 0.05
     ]
-    unique = [o for o in around if len(scene.members(o)) == 1]
+    unique = [o for o in around if len(scene.members(o)) == 1 and o.object_id not in named]
     sitting = sit.seat is not None
-    kinds: dict[str, list[tuple[str, str, str]]] = {
-        k: [] for k in ("what", "is", "how", "can", "which", "other")
-    }
+    kinds: dict[str, list[tuple[str, str, str]]] = {k: [] for k in (*SQA3D_QUOTA, *YES_NO_PAIRS)}
     for side in ("left", "right"):
-        answer = _nearest_on_side(scene, view, around, side)
+        answer = _nearest_in_sector(scene, view, around, side)
         if answer:
             kinds["what"].append((f"What is on my {side}?", answer, "other"))
+    behind = _nearest_in_sector(scene, view, around, "behind")
+    if behind:
+        kinds["what"].append(("What is behind me?", behind, "other"))
+        kinds["other"].append(("If I turn around, what will be in front of me?", behind, "other"))
+    verb = "without standing up" if sitting else "without walking"
     for o in unique:
         name, side, direction = scene.name(o), side_of(view, o.center), direction_of(view, o.center)
         if side:
-            ask = str(rng.choice(["left", "right"]))
-            kinds["is"].append((f"Is the {name} on my {ask}?", "yes" if side == ask else "no", "yes/no"))
+            for ask in ("left", "right"):
+                kinds["is"].append((f"Is the {name} on my {ask}?", "yes" if side == ask else "no", "yes/no"))
             kinds["other"].append(
                 (f"If I turn around, will the {name} be on my left or right?", _flip(side), "other")
             )
@@ -722,16 +887,16 @@ def situated_questions(
             kinds["which"].append((f"Which direction should I go to reach the {name}?", direction, "other"))
         gap = point_gap(pos, o)
         if gap <= REACH[0] or gap >= REACH[1]:
-            verb = "without standing up" if sitting else "without walking"
-            kinds["can"].append(
-                (f"Can I reach the {name} {verb}?", "yes" if gap <= REACH[0] else "no", "yes/no")
-            )
-        ahead = view.local(o.center)[0]
-        if o.color_name and ahead >= 0.5 and abs(view.bearing(o.center)) <= 45:
-            kinds["what"].append((f"What color is the {name} in front of me?", o.color_name, "other"))
+            answer = "yes" if gap <= REACH[0] else "no"
+            kinds["can"].append((f"Can I reach the {name} {verb}?", answer, "yes/no"))
+        where = COLOR_WHERE.get(direction or "")
+        if o.color_name and where and (direction != "forward" or view.local(o.center)[0] >= 0.5):
+            kinds["what"].append((f"What color is the {name} {where}?", o.color_name, "other"))
     for label in sorted({scene.name(o) for o in around}):  # sorted: set order changes between runs
         group = [o for o in around if scene.name(o) == label]
         if not scene.clean_family(group[0]) or len(scene.members(group[0])) != len(group):
+            continue
+        if any(o.object_id in named for o in group):  # "how many tvs are in front of me" facing the tv
             continue
         aheads = [view.local(o.center)[0] for o in group]
         if all(a >= 0.3 or a <= -0.1 for a in aheads):
@@ -739,25 +904,62 @@ def situated_questions(
             kinds["how"].append(
                 (f"How many {plural(label)} are in front of me?", number_word(count), "number")
             )
+        sides = [side_of(view, o.center) for o in group]
+        if all(sides):
+            for side in ("left", "right"):
+                count = sides.count(side)
+                kinds["how"].append(
+                    (f"How many {plural(label)} are on my {side}?", number_word(count), "number")
+                )
     picked = []
     for kind in rng.permutation(list(kinds)):
-        if kinds[str(kind)]:
-            picked.append(kinds[str(kind)][int(rng.integers(len(kinds[str(kind)])))])
+        kind = str(kind)
+        if kind in YES_NO_PAIRS:
+            picked += pick_yes_no_pair(kinds[kind], rng) if rng.random() < YES_NO_PAIRS[kind] else []
+        else:
+            picked += pick_balanced(kinds[kind], SQA3D_QUOTA[kind], rng, used.setdefault(kind, Counter()))
     return picked
+
+
+def pick_yes_no_pair(candidates: Sequence[tuple[str, str, str]], rng: np.random.Generator) -> list:
+    """A question answered yes and one answered no of the same template (its last word: "Is the lamp on
+    my left?" / "Is the plant on my left?"), in random order; none when no template has both."""
+    by_template: dict[str, dict[str, list[tuple[str, str, str]]]] = {}
+    for c in dict.fromkeys(candidates):
+        by_template.setdefault(c[0].split()[-1], {"yes": [], "no": []})[c[1]].append(c)
+    usable = [t for t, group in by_template.items() if group["yes"] and group["no"]]
+    if not usable:
+        return []
+    group = by_template[usable[int(rng.integers(len(usable)))]]
+    pair = [group[a][int(rng.integers(len(group[a])))] for a in ("yes", "no")]
+    return [pair[int(k)] for k in rng.permutation(2)]
 
 
 def _flip(side: str) -> str:
     return "right" if side == "left" else "left"
 
 
-def _nearest_on_side(
-    scene: SceneContext, view: Viewpoint, objects: list[ObjectInfo], side: str
+SECTORS = {  # (strict bearing range, band in which another label competes), degrees, left positive
+    "left": ((45, 135), (30, 150)),
+    "right": ((-135, -45), (-150, -30)),
+}
+
+
+def _in_sector(bearing: float, sector: str, strict: bool) -> bool:
+    if sector == "behind":
+        return abs(bearing) >= (135 if strict else 120)
+    lo, hi = SECTORS[sector][0 if strict else 1]
+    return lo <= bearing <= hi
+
+
+def _nearest_in_sector(
+    scene: SceneContext, view: Viewpoint, objects: list[ObjectInfo], sector: str
 ) -> str | None:
-    """Label of the nearest object clearly on that side, when no other label competes within 0.5 m."""
-    sign = 1 if side == "left" else -1
+    """Label of the nearest object clearly in a sector (left, right, behind) within 3 m, when no other
+    label competes within 0.5 m of it in the wider band."""
     band = [(np.linalg.norm(np.subtract(o.center[:2], view.position)), o) for o in objects]
-    band = [(d, o) for d, o in band if d <= 3.0 and 30 <= sign * view.bearing(o.center) <= 150]
-    strict = [(d, o) for d, o in band if 45 <= sign * view.bearing(o.center) <= 135]
+    band = [(d, o) for d, o in band if d <= 3.0 and _in_sector(view.bearing(o.center), sector, False)]
+    strict = [(d, o) for d, o in band if _in_sector(view.bearing(o.center), sector, True)]
     if not strict:
         return None
     best_d, best = min(strict, key=lambda item: item[0])
@@ -770,9 +972,10 @@ def sqa3d_records(scene: SceneContext, rng: np.random.Generator) -> tuple[list[d
     questions, annotations = [], []
     digits = re.findall(r"\d+", scene.facts.scene_id)
     base = int("".join(digits)) if digits else zlib.crc32(scene.facts.scene_id.encode()) % 10**6
+    used: dict[str, Counter] = {}  # answers per question kind so far: balanced across the situations
     for sit in _situations(scene, rng):
         position, rotation = sqa3d_pose(scene.facts, sit.view)
-        for question, answer, answer_type in situated_questions(scene, sit, rng):
+        for question, answer, answer_type in situated_questions(scene, sit, rng, used):
             qid = base * 1000 + len(questions)
             questions.append(
                 {

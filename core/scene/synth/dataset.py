@@ -11,13 +11,22 @@ Layout written under `--out`:
 
 Resumable: each scene is built in a hidden folder and renamed into place when complete, so a killed run
 rerun with the same arguments skips finished scenes and produces the same output.
+
+Splits: decided by `assign_splits` from the planned room types (a function of (seed, index) alone) and
+the number of scenes, never by which scenes were already written: about `val_fraction` of the scenes go
+to val, round-robin over room types (at least one val and one train scene whenever N >= 2).
+`write_annotations` rewrites the split files and every benchmark file from the saved per-scene facts
+without re-rendering (`python -m core.scene.synth.dataset --out DIR --seed S`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import shutil
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +36,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from core.atomic import atomic_write_json
+from core.scene.colors import VisibleColors
 from core.scene.geometry import aabb_of
 from core.scene.objects import ObjectInfo
 from core.scene.render import MeshRenderer
@@ -59,6 +69,38 @@ def room_type_of(index: int, rng: np.random.Generator) -> str:
     return ROOM_TYPES[index % len(ROOM_TYPES)] if index < 2 * len(ROOM_TYPES) else str(rng.choice(ROOM_TYPES))
 
 
+def planned_room_type(index: int, seed: int) -> str:
+    """The room type `build_scene` draws for a scene (its rng's first use), known without building it."""
+    return room_type_of(index, np.random.default_rng([seed, index]))
+
+
+def assign_splits(room_types: Sequence[str], seed: int, val_fraction: float = 0.2) -> list[str]:
+    """The split ("train" / "val") of each scene: stratified by room type, deterministic for (types, seed).
+
+    ceil(val_fraction * N) scenes go to val, clamped to 1..N-1 when N >= 2 (one scene: train). They are
+    taken round-robin over room types (one scene of each type, then a second of each, ...), picks that
+    leave the type a train scene first; types with more scenes lead each round (ties in a seeded order),
+    and which scene of a type goes is seeded too.
+    """
+    n = len(room_types)
+    if n < 2:
+        return ["train"] * n
+    k = min(n - 1, max(1, math.ceil(val_fraction * n - 1e-9)))
+    rng = np.random.default_rng([seed, n, 0x5B11])
+    by_type: dict[str, list[int]] = {}
+    for i, room_type in enumerate(room_types):
+        by_type.setdefault(room_type, []).append(i)
+    tie_break = {t: int(r) for t, r in zip(sorted(by_type), rng.permutation(len(by_type)))}
+    rank = {t: j for j, t in enumerate(sorted(by_type, key=lambda t: (-len(by_type[t]), tie_break[t])))}
+    picks = []
+    for t, members in by_type.items():
+        for r, j in enumerate(rng.permutation(len(members))):
+            picks.append((r >= len(members) - 1, r, rank[t], members[int(j)]))
+    order = [i for *_, i in sorted(picks)]
+    val = set(order[:k])
+    return ["val" if i in val else "train" for i in range(n)]
+
+
 def object_infos(room: SynthRoom) -> list[ObjectInfo]:
     """The room's objects with boxes measured from their vertices (as GT boxes are measured on scans)."""
     infos = []
@@ -71,11 +113,23 @@ def object_infos(room: SynthRoom) -> list[ObjectInfo]:
     return infos
 
 
-def render_color(renderer: MeshRenderer, pose: np.ndarray, K: np.ndarray, scale: float) -> np.ndarray:
-    """A full-size color frame, ray-cast at `scale` of the size and resized up."""
+def render_color(
+    renderer: MeshRenderer,
+    pose: np.ndarray,
+    K: np.ndarray,
+    scale: float,
+    tally: VisibleColors | None = None,
+    frame: int = 0,
+) -> np.ndarray:
+    """A full-size color frame, ray-cast at `scale` of the size and resized up. With a `tally`, the
+    ray-cast pixels (at about half size, the annotation pipeline's work resolution) vote for the color of
+    the objects they show: an object's color is what the camera sees of it, hidden faces excluded."""
     full_w, full_h = writer.COLOR_SIZE
     if scale >= 1.0:
-        return renderer.render(pose, K, full_w, full_h, instance=False).color
+        rendered = renderer.render(pose, K, full_w, full_h, instance=tally is not None)
+        if tally is not None:
+            tally.add(frame, rendered.color[::2, ::2], rendered.instance[::2, ::2])
+        return rendered.color
     w, h = round(full_w * scale), round(full_h * scale)
     # Intrinsics of the smaller image so that pixel centres (whole numbers) stay on the same rays.
     Ks = np.array(K, dtype=np.float64)
@@ -83,7 +137,11 @@ def render_color(renderer: MeshRenderer, pose: np.ndarray, K: np.ndarray, scale:
     Ks[1] *= h / full_h
     Ks[0, 2] = (K[0, 2] + 0.5) * w / full_w - 0.5
     Ks[1, 2] = (K[1, 2] + 0.5) * h / full_h - 0.5
-    small = renderer.render(pose, Ks, w, h, instance=False).color
+    rendered = renderer.render(pose, Ks, w, h, instance=tally is not None)
+    small = rendered.color
+    if tally is not None:
+        step = max(1, round(0.5 / scale))
+        tally.add(frame, small[::step, ::step], rendered.instance[::step, ::step])
     return np.asarray(Image.fromarray(small).resize((full_w, full_h), Image.BICUBIC))
 
 
@@ -95,8 +153,10 @@ def render_frames(
     camera: writer.Camera,
     rng: np.random.Generator,
     config: SynthConfig,
+    tally: VisibleColors | None = None,
 ) -> dict[str, float]:
-    """Render and write every frame; returns seconds spent rendering and encoding."""
+    """Render and write every frame (tallying visible colors into `tally`); returns seconds spent
+    rendering and encoding."""
     renderer = MeshRenderer(room.mesh, room.vertex_object)
     inverse = np.linalg.inv(alignment)
     invalid = rng.random(len(poses)) < config.invalid_pose_rate
@@ -117,7 +177,7 @@ def render_frames(
         pending = []
         for i, pose in enumerate(poses):
             t0 = time.perf_counter()
-            color = render_color(renderer, pose, camera.color, config.color_render_scale)
+            color = render_color(renderer, pose, camera.color, config.color_render_scale, tally, i)
             depth = renderer.render(pose, camera.depth, *writer.DEPTH_SIZE, color=False, instance=False).depth
             timing["render"] += time.perf_counter() - t0
             pending.append(pool.submit(encode, i, color, depth))
@@ -130,8 +190,11 @@ def render_frames(
     return timing
 
 
-def build_scene(out: Path, index: int, seed: int, config: SynthConfig, label_map) -> dict:
-    """Generate, segment, render and write one scene; returns its facts and timings."""
+def build_scene(
+    out: Path, index: int, seed: int, config: SynthConfig, label_map, split: str = "train"
+) -> dict:
+    """Generate, segment, render and write one scene (`split` goes into its facts); returns its facts
+    and timings."""
     scene_id = scene_id_of(index)
     rng = np.random.default_rng([seed, index])
     timing: dict[str, float] = {}
@@ -158,9 +221,11 @@ def build_scene(out: Path, index: int, seed: int, config: SynthConfig, label_map
     writer.write_meta(tmp, scene_id, alignment, camera, room.room_type, len(poses))
     writer.write_intrinsics(tmp, camera)
     timing["write_geometry"] = time.perf_counter() - t0
-    timing.update(render_frames(tmp, room, poses, alignment, camera, rng, config))
+    tally = VisibleColors()
+    timing.update(render_frames(tmp, room, poses, alignment, camera, rng, config, tally))
+    for info in infos:  # the color a camera sees; an object no frame shows keeps its surface color
+        info.color_name = tally.color(info.object_id) or info.color_name
 
-    split = "val" if rng.random() < config.val_fraction else "train"
     facts = {
         "scene_id": scene_id,
         "room_type": room.room_type,
@@ -208,11 +273,11 @@ def generate_dataset(
 ) -> list[dict]:
     """Write `num_scenes` scenes and their benchmark annotations under `out` (skipping finished scenes)."""
     from core.scene.labels import LabelMap
-    from core.scene.synth.annotations import generate_benchmarks, write_benchmarks
 
     out = Path(out)
     config = config or SynthConfig()
     label_map = LabelMap.from_tsv(LABEL_TABLE)
+    splits = assign_splits([planned_room_type(i, seed) for i in range(num_scenes)], seed, config.val_fraction)
     reports = []
     bar = tqdm(range(num_scenes), desc="synth scenes", unit="scene", disable=not progress)
     for index in bar:
@@ -221,10 +286,55 @@ def generate_dataset(
         if (out / "scans" / scene_id).is_dir() and (out / "synth" / f"{scene_id}.json").is_file():
             reports.append({"scene_id": scene_id, "skipped": True})
             continue
-        report = build_scene(out, index, seed, config, label_map)
+        report = build_scene(out, index, seed, config, label_map, splits[index])
         reports.append({"scene_id": scene_id, "skipped": False, "timing": report["timing"]})
 
+    write_annotations(out, num_scenes, seed, config.val_fraction)
+    return reports
+
+
+def write_annotations(
+    out: str | Path, num_scenes: int | None = None, seed: int = 0, val_fraction: float = 0.2
+) -> list[str]:
+    """(Re)write the split files, the label table and every benchmark file of scenes 0..N-1 from their
+    saved facts (no rendering); a scene whose stored split disagrees with `assign_splits` (a dataset
+    grown by a later run) gets its facts file updated. N defaults to the facts files present.
+    Returns the splits."""
+    from core.scene.synth.annotations import generate_benchmarks, write_benchmarks
+
+    out = Path(out)
+    if num_scenes is None:
+        num_scenes = len(list((out / "synth").glob("scene*_00.json")))
+    missing = [
+        scene_id_of(i) for i in range(num_scenes) if not (out / "synth" / f"{scene_id_of(i)}.json").is_file()
+    ]
+    if not num_scenes or missing:
+        raise FileNotFoundError(f"{out / 'synth'}: no facts file for scene(s) {missing or ['scene0000_00']}")
     facts = [load_facts(out, scene_id_of(i)) for i in range(num_scenes)]
+    splits = assign_splits([f.room_type for f in facts], seed, val_fraction)
+    for f, split in zip(facts, splits):
+        if f.split != split:
+            path = out / "synth" / f"{f.scene_id}.json"
+            data = json.loads(path.read_text())
+            atomic_write_json(path, dict(data, split=split), indent=1)
+            f.split = split
     write_benchmarks(out, generate_benchmarks(facts, seed))
     shutil.copyfile(LABEL_TABLE, out / "scannetv2-labels.combined.tsv")
-    return reports
+    return splits
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m core.scene.synth.dataset --out DIR [--seed S]`: rewrite annotations from saved facts."""
+    parser = argparse.ArgumentParser(description=write_annotations.__doc__)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        splits = write_annotations(args.out, seed=args.seed)
+    except FileNotFoundError as error:
+        parser.exit(2, f"error: {error}\n")
+    print(f"wrote annotations of {len(splits)} scenes ({splits.count('val')} val) under {args.out}")
+
+
+if __name__ == "__main__":
+    main()

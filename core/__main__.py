@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from core.annotate import cli as annotate_cli
+from core.annotate import factcheck_cli
 from core.eval import cli as eval_cli
 from core.scene import cli as scene_cli
 from core.serve import cli as serve_cli
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     scene_cli.register(commands)
     eval_cli.register(commands)
     annotate_cli.register(commands)
+    factcheck_cli.register(commands)
     serve_cli.register(commands)
     return parser
 

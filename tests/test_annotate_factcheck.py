@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.annotate.claims import extract_claims
+from core.annotate.claims import Vocabulary, extract_claims
 from core.annotate.facts import ColorEvidence, pool_colors
 from core.annotate.fusion import fuse_views
 from core.annotate.verify import decide, fact_check, parse_consistency
@@ -69,7 +69,25 @@ def test_anchor_colors_and_unknown_names_are_not_claims_about_the_subject():
     claims = extract_claims("The yellow lamp is next to the gray nightstand.", "lamp", ["lamp", "nightstand"])
     assert [c.value for c in claims if c.kind == "color"] == ["yellow"]
     found = _verdicts("A yellow lamp next to the piano.")
-    assert "next to the piano" not in found  # a name the scene does not have is no claim
+    assert "next to the piano" not in found  # a name neither the scene nor a synonym knows is no claim
+    # with a vocabulary that knows the name (a label table's), it is a claim that cannot be checked
+    objects = _room()
+    vocab = Vocabulary([o.label for o in objects], [("piano", "piano", "piano")])
+    verdicts = fact_check("A yellow lamp next to the piano.", objects[3], objects, LAMP_COLORS, vocab)
+    piano = next(v for v in verdicts if v.text == "next to the piano")
+    assert piano.verdict == "unverifiable" and piano.note == "no piano in the scene"
+
+
+def test_an_anchor_of_several_instances_is_not_checked_against_any_instance():
+    """The old checker supported "next to the chair" when any chair was next to the subject."""
+    objects = [*_room(), ObjectInfo(6, "chair", np.array([0.3, 0.5, 0.45, 0.5, 0.5, 0.9]))]
+    verdicts = fact_check("A yellow lamp next to the chair.", objects[3], objects, LAMP_COLORS)
+    rel = next(v for v in verdicts if v.kind == "relation")
+    assert rel.verdict == "contradicted"  # neither chair is next to the lamp
+    desk_lamp = ObjectInfo(7, "lamp", np.array([3.5, 0.75, 0.9, 0.2, 0.2, 0.3]))
+    verdicts = fact_check("It is next to the chair.", desk_lamp, [*objects, desk_lamp], LAMP_COLORS)
+    rel = next(v for v in verdicts if v.kind == "relation")
+    assert rel.verdict == "unverifiable" and rel.note == "ambiguous anchor (2 chair)"
 
 
 def test_view_dependent_relation_without_viewpoint_is_unverifiable():

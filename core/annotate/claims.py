@@ -1,27 +1,58 @@
-"""Read the checkable claims out of a caption: category, colors, size words and spatial relations.
+"""Read the checkable claims out of a description: category, colors, sizes, materials, counts, relations.
 
-A small pattern reader, not a parser: it finds the scene's object names in the text (longest first), the
-color and size words, and the relation phrases of `core.scene.relations`, and ties each to the object it
-is about. A color word belongs to the next object name within three words ("a brown bed", "next to the
-gray pillow"), or to the subject when no name follows ("it is brown"). What it cannot tie is skipped.
+A small pattern reader, not a parser, used by the pipeline's verification and by `python -m core
+factcheck` on any description file (ours or a human dataset's). The text is read sentence by sentence:
+
+- Object names come from a `Vocabulary`: the scene's labels, their head nouns, the label table's names
+  (raw category, category, NYU40 class) and a few explicit synonyms (`SYNONYMS`: cushion ~ pillow,
+  sofa ~ couch ...). A name matches an object through `Vocabulary.names`.
+- A relation phrase (`RELATION_PHRASES`, longest first) takes the next object name(s) within three words
+  as its anchor(s). An anchor keeps what singles it out: "the largest chair" (a size superlative before
+  the name) or "the nightstand nearest the bed" (a unique reference after it), so the checker can resolve
+  the instance meant (`AnchorRef`). A relation right after another object's name ("a table which is under
+  the window") is about that object (`Claim.about`), not the subject.
+- A color or size word belongs to the next object name within three words, or to the subject when no
+  name follows ("it is brown"); a color of another object is no claim about the subject.
+- A number word before a plural name is a count: "one of the three pillows" and "there are two chairs (in
+  the room)" count the room; followed by a relation ("two pillows on the bed") it counts the objects of
+  that class the relation holds for; any other group ("two chairs at the table") cannot be checked.
+- A sentence in which nothing can be read becomes one `kind="sentence"` claim with value "unparsed", so
+  that the checker marks it unverifiable instead of letting it pass silently.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from core.scene.colors import COLOR_WORDS
-from core.scene.relations import _singular_phrase, called
+from core.scene.relations import _singular_phrase, called, head_noun, normalize_label
 
-SIZE_WORDS = {
-    "small": "small",
-    "little": "small",
-    "tiny": "small",
-    "large": "large",
-    "big": "large",
-    "huge": "large",
-}
+SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "large": "large", "big": "large",
+              "huge": "large"}  # fmt: skip
+MATERIAL_WORDS = {"wood": "wood", "wooden": "wood", "metal": "metal", "metallic": "metal", "fabric": "fabric",
+                  "plastic": "plastic", "glass": "glass", "leather": "leather"}  # fmt: skip
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                "nine": 9, "ten": 10, "both": 2}  # fmt: skip
+# Interchangeable names beyond the label table (each group names the same things).
+SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("couch", "sofa"),
+    ("pillow", "cushion"),
+    ("nightstand", "night stand", "bedside table"),
+    ("tv", "television"),
+    ("trash can", "trash bin", "garbage can", "garbage bin", "wastebasket", "waste bin", "trashcan"),
+    ("bookshelf", "bookcase", "book shelf"),
+    ("rug", "carpet"),
+    ("refrigerator", "fridge"),
+    ("monitor", "computer monitor", "screen"),
+    ("closet", "wardrobe"),
+    ("picture", "painting", "poster"),
+    ("whiteboard", "white board"),
+    ("armchair", "arm chair"),
+    ("kitchen counter", "counter", "countertop"),
+)
+GENERIC_CLASSES = frozenset({"otherprop", "otherfurniture", "otherstructure", "unannotated", ""})
 # Relation phrases as token sequences -> predicate of `core.scene.relations`; longest matched first.
 RELATION_PHRASES: dict[tuple[str, ...], str] = {
     tuple(text.split()): predicate
@@ -40,33 +71,78 @@ RELATION_PHRASES: dict[tuple[str, ...], str] = {
         ("nearest to", "closest to"),
         ("farthest from", "farthest from"),
         ("furthest from", "farthest from"),
+        ("far from", "far from"),
+        ("far away from", "far from"),
+        ("away from", "far from"),
         ("between", "between"),
         ("on top of", "on"),
         ("on", "on"),
+        ("lying on", "on"),
+        ("sitting on", "on"),
+        ("in", "in"),
+        ("inside", "in"),
+        ("inside of", "in"),
         ("under", "under"),
         ("underneath", "under"),
         ("beneath", "under"),
         ("above", "above"),
         ("below", "below"),
         ("against the wall", "against the wall"),
+        ("against a wall", "against the wall"),
+        ("by the wall", "against the wall"),
+        ("next to the wall", "against the wall"),
+        ("on the wall", "against the wall"),  # hung on a wall: the room's side, not an object it rests on
+        ("on a wall", "against the wall"),
         ("in the corner", "in the corner"),
+        ("in a corner", "in the corner"),
         ("in the middle of the room", "in the middle of the room"),
         ("in the center of the room", "in the middle of the room"),
     ]
 }
+# Read as relations by this reader only: a bare "nearest the X" after an anchor's name qualifies that
+# anchor ("the nightstand nearest the bed"), so `_relation_at` (which others use to find anchors) omits it.
+READER_PHRASES: dict[tuple[str, ...], str] = {("nearest",): "closest to"}
+UNLOCATED = "unlocated"  # the predicate of a count whose group the text places in no way the reader knows
 NO_ANCHOR = ("against the wall", "in the corner", "in the middle of the room")
 SUPERLATIVES = ("largest", "smallest", "tallest", "shortest")
+SUPERLATIVE_WORDS = {"largest": "largest", "biggest": "largest", "smallest": "smallest",
+                     "tallest": "tallest", "shortest": "shortest"}  # fmt: skip
+NEAREST_WORDS = (("nearest", "to"), ("closest", "to"), ("nearest",), ("closest",))
+# Words that may sit between an object's name and a relation that is about that object.
+LINK_WORDS = frozenset(
+    {"which", "that", "is", "are", "sits", "stands", "lies", "sitting", "standing", "lying"}
+)
 MAX_PHRASE = max(len(k) for k in RELATION_PHRASES)
 
 
 @dataclass
+class AnchorRef:
+    """How a sentence names an object: its name, plus what singles it out among its class."""
+
+    name: str
+    superlative: str = ""  # "largest chair"
+    nearest: str = ""  # "chair nearest the bed": the reference's name
+
+    @property
+    def text(self) -> str:
+        if self.superlative:
+            return f"{self.superlative} {self.name}"
+        return f"{self.name} nearest the {self.nearest}" if self.nearest else self.name
+
+
+@dataclass
 class Claim:
-    """One checkable statement: kind is category, color, size or relation."""
+    """One checkable statement: kind is category, color, size, material, count, relation or sentence."""
 
     kind: str
     text: str  # the words of the caption it comes from
-    value: str = ""  # color / size word, predicate, or named category
-    anchors: list[str] = field(default_factory=list)  # object names the relation points at
+    value: str = ""  # color / size / material word, predicate, named category, count, or "unparsed"
+    refs: list[AnchorRef] = field(default_factory=list)  # the objects a relation points at
+    about: AnchorRef | None = None  # the object the claim is about when not the subject; count: the class
+
+    @property
+    def anchors(self) -> list[str]:
+        return [r.text for r in self.refs]
 
 
 @dataclass
@@ -74,21 +150,73 @@ class Mention:
     start: int
     end: int
     name: str
+    plural: bool = False
+
+
+class Vocabulary:
+    """The object names a reader knows and which labels each can name (see the module docstring)."""
+
+    def __init__(self, labels: Iterable[str] = (), table_rows: Iterable[tuple[str, ...]] = ()):
+        self._aliases: dict[str, set[str]] = {}  # name -> the names it may stand for
+        for group in SYNONYMS:
+            self._link(group)
+        for row in table_rows:  # (raw_category, category, nyu40 class): the first two are one thing
+            names = [_singular_phrase(n) for n in row[:2] if normalize_label(n) not in GENERIC_CLASSES]
+            self._link(names)
+            if len(row) > 2 and normalize_label(row[2]) not in GENERIC_CLASSES:
+                general = _singular_phrase(row[2])  # a couch is a "sofa"; an armchair a "chair"
+                for n in names:
+                    self._aliases.setdefault(general, {general}).add(n)
+        for label in labels:
+            full = _singular_phrase(label)
+            self._aliases.setdefault(full, {full})
+            self._aliases.setdefault(head_noun(label), {head_noun(label)})
+        self._aliases.pop("", None)
+        self.longest = max((len(n.split()) for n in self._aliases), default=1)
+
+    @classmethod
+    def from_label_map(cls, labels: Iterable[str], label_map) -> Vocabulary:
+        """Names of the scene's labels plus every name of a `core.scene.labels.LabelMap`."""
+        rows = [(r.raw_category, r.category, r.nyu40_class) for r in label_map.rows.values()]
+        return cls(labels, rows)
+
+    def _link(self, names: Iterable[str]) -> None:
+        group = {_singular_phrase(n) for n in names if n}
+        for n in group:
+            self._aliases.setdefault(n, {n}).update(group)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._aliases
+
+    def names(self, label: str, name: str) -> bool:
+        """Can "the <name>" refer to an object labelled `label`? Directly (`relations.called`) or through
+        a synonym or the label table (cushion -> pillow, sofa -> couch, night stand -> nightstand)."""
+        name = _singular_phrase(name)
+        return any(called(label, alias) for alias in self._aliases.get(name, {name}))
 
 
 def tokenize(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
 
 
-def find_mentions(tokens: list[str], names: set[str]) -> list[Mention]:
-    """Object names in the token list, longest match first, singular or plural."""
-    longest = max((len(n.split()) for n in names), default=1)
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"[.!?;]+", text) if re.search(r"[a-z]", s.lower())]
+
+
+def find_mentions(tokens: list[str], vocab: Vocabulary | set[str]) -> list[Mention]:
+    """Object names (of a `Vocabulary` or a set of names) in the token list, longest match first, singular
+    or plural."""
+    if isinstance(vocab, Vocabulary):
+        longest = vocab.longest
+    else:
+        longest = max((len(n.split()) for n in vocab), default=1)
     out, i = [], 0
     while i < len(tokens):
         for n in range(min(longest, len(tokens) - i), 0, -1):
-            phrase = _singular_phrase(" ".join(tokens[i : i + n]))
-            if phrase in names:
-                out.append(Mention(i, i + n, phrase))
+            words = " ".join(tokens[i : i + n])
+            phrase = _singular_phrase(words)
+            if phrase in vocab:
+                out.append(Mention(i, i + n, phrase, plural=phrase != words))
                 i += n
                 break
         else:
@@ -101,27 +229,67 @@ def scene_names(labels: list[str]) -> set[str]:
     names = set()
     for label in labels:
         full = _singular_phrase(label)
-        names.add(full)
-        names.add(full.split()[-1])
+        names.update((full, full.split()[-1] if full else ""))
     return {n for n in names if n}
 
 
-def extract_claims(text: str, subject_label: str, labels: list[str]) -> list[Claim]:
+def extract_claims(
+    text: str, subject_label: str, labels: list[str], vocab: Vocabulary | None = None
+) -> list[Claim]:
     """The claims a caption of the object labelled `subject_label` makes (see the module docstring)."""
-    tokens = tokenize(text)
-    mentions = find_mentions(tokens, scene_names([*labels, subject_label]))
+    vocab = vocab or Vocabulary([*labels, subject_label])
+    claims: list[Claim] = []
+    for k, sentence in enumerate(sentences(text)):
+        found = _sentence_claims(tokenize(sentence), subject_label, vocab, first=k == 0, named=bool(claims))
+        if any(c.kind == "category" for c in claims):
+            found = [c for c in found if c.kind != "category"]
+        claims.extend(found or [Claim("sentence", sentence.lower(), "unparsed")])
+    return claims
+
+
+def _sentence_claims(tokens: list[str], subject_label: str, vocab: Vocabulary, first: bool, named: bool):
+    mentions = find_mentions(tokens, vocab)
     at = {m.start: m for m in mentions}
     claims: list[Claim] = []
-    about_subject = [m for m in mentions if called(subject_label, m.name)]
+    about_subject = [m for m in mentions if vocab.names(subject_label, m.name) and not m.plural]
+    named_first = next(
+        (m for m in mentions if not any(_relation_at(tokens, k, reader=True)[0] for k in range(m.start))),
+        None,
+    )
     if about_subject:
-        claims.append(Claim("category", about_subject[0].name, about_subject[0].name))
-    elif mentions and mentions[0].start <= 3:  # the caption opens by naming something else
-        claims.append(Claim("category", mentions[0].name, mentions[0].name))
+        subject_mention = about_subject[0]
+    elif first and not named and named_first and named_first.start <= 5 and not named_first.plural:
+        subject_mention = named_first  # the description opens by naming what it is about: another kind?
+    else:
+        subject_mention = None
+    if subject_mention is not None:
+        claims.append(Claim("category", subject_mention.name, subject_mention.name))
+    mine = lambda m: m is subject_mention or vocab.names(subject_label, m.name)  # noqa: E731
 
-    used_as_anchor: set[int] = set()
+    used: set[int] = set()  # mention starts consumed as anchors or counts
+    counted: list[tuple[int, Claim]] = []
+    for m in mentions:
+        k = m.start - 1 if m.start and tokens[m.start - 1] != "the" else m.start - 2
+        if m.plural and k >= 0 and tokens[k] in NUMBER_WORDS:
+            # The room's total only for "one of (the) three pillows", "there are two chairs (in the
+            # room)"; a group placed otherwise ("two chairs at the table") is counted by a relation below
+            # when one follows, else it cannot be checked.
+            whole = (
+                tokens[k - 1 : k] == ["of"]
+                or tokens[k - 2 : k] == ["of", "the"]
+                or (
+                    tokens[:k] in (["there", "are"], ["there", "are", "the"])
+                    and tokens[m.end :] in ([], ["in", "the", "room"], ["in", "this", "room"])
+                )
+            )
+            number = str(NUMBER_WORDS[tokens[k]]) + ("" if whole else f" {UNLOCATED}")
+            claim = Claim("count", " ".join(tokens[k : m.end]), number, about=AnchorRef(m.name))
+            claims.append(claim)
+            counted.append((m.end, claim))
+            used.add(m.start)
     i = 0
     while i < len(tokens):
-        predicate, length = _relation_at(tokens, i)
+        predicate, length = _relation_at(tokens, i, reader=True)
         if predicate is None:
             i += 1
             continue
@@ -131,36 +299,78 @@ def extract_claims(text: str, subject_label: str, labels: list[str]) -> list[Cla
             i = span_end
             continue
         wanted = 2 if predicate == "between" else 1
-        anchors, j = [], span_end
-        while len(anchors) < wanted and j < len(tokens) and j <= span_end + 3 + 4 * len(anchors):
+        refs, j, after = [], span_end, span_end
+        while len(refs) < wanted and j < len(tokens) and j <= span_end + 3 + 4 * len(refs):
             if j in at:
-                anchors.append(at[j])
-                used_as_anchor.add(j)
-                j = at[j].end
+                ref, j = _anchor(tokens, after, at[j], at)
+                refs.append(ref)
+                after = j
+            elif refs == [] and j > span_end and _relation_at(tokens, j, reader=True)[0] is not None:
+                break  # another relation starts before any anchor: this one has none
             else:
                 j += 1
-        if len(anchors) == wanted:
-            claims.append(Claim("relation", " ".join(tokens[i:j]), predicate, [m.name for m in anchors]))
-            i = j
-        else:
+        if len(refs) < wanted:
             i = span_end
+            continue
+        used.update(m.start for m in mentions if span_end <= m.start < j)
+        claim = Claim("relation", " ".join(tokens[i:j]), predicate, refs)
+        count = next((c for end, c in counted if _linked(tokens, end, i)), None)
+        if count is not None:
+            counted = [(end, c) for end, c in counted if c is not count]  # one relation per count
+            count.refs, count.value = refs, f"{count.value.split()[0]} {predicate}"
+            count.text = f"{count.text} {claim.text}"
+        else:
+            # "a table which is under the window": about the table. With no word between ("the lamp on the
+            # nightstand, next to the bed" reads without its comma) the relation stays the subject's.
+            owner = next((m for m in reversed(mentions) if m.end <= i and _linked(tokens, m.end, i)), None)
+            if owner is not None and owner.end < i and not mine(owner) and not owner.plural:
+                claim.about = AnchorRef(owner.name)
+            claims.append(claim)
+        i = j
     for k, token in enumerate(tokens):
         if token in SUPERLATIVES:
             following = [m for m in mentions if k < m.start <= k + 3]
-            if following and called(subject_label, following[0].name):
+            if following and mine(following[0]) and following[0].start not in used:
                 claims.append(Claim("relation", f"the {token} {following[0].name}", token))
-        if token in COLOR_WORDS or token in SIZE_WORDS:
+        if token in COLOR_WORDS or token in SIZE_WORDS or token in MATERIAL_WORDS:
             owner = next((m for m in mentions if k < m.start <= k + 3), None)
-            if owner is not None and (owner.start in used_as_anchor or not called(subject_label, owner.name)):
+            if owner is not None and (owner.start in used or not mine(owner)):
                 continue  # describes another object
-            kind = "color" if token in COLOR_WORDS else "size"
-            claims.append(Claim(kind, token, token if kind == "color" else SIZE_WORDS[token]))
+            if token in COLOR_WORDS:
+                claims.append(Claim("color", token, token))
+            elif token in SIZE_WORDS:
+                claims.append(Claim("size", token, SIZE_WORDS[token]))
+            else:
+                claims.append(Claim("material", token, MATERIAL_WORDS[token]))
     return claims
 
 
-def _relation_at(tokens: list[str], i: int) -> tuple[str | None, int]:
+def _linked(tokens: list[str], end: int, start: int) -> bool:
+    """Only link words (or nothing) between a name ending at `end` and a relation starting at `start`."""
+    return end <= start and start - end <= 3 and all(t in LINK_WORDS for t in tokens[end:start])
+
+
+def _anchor(tokens: list[str], search_from: int, mention: Mention, at: dict[int, Mention]):
+    """The anchor named by `mention` with its qualifiers, and the token index after it."""
+    superlative = next(
+        (SUPERLATIVE_WORDS[t] for t in tokens[search_from : mention.start] if t in SUPERLATIVE_WORDS), ""
+    )
+    end = mention.end
+    if not superlative:
+        for words in NEAREST_WORDS:
+            if tuple(tokens[end : end + len(words)]) == words:
+                k = end + len(words) + (tokens[end + len(words) : end + len(words) + 1] == ["the"])
+                if k in at:
+                    return AnchorRef(mention.name, nearest=at[k].name), at[k].end
+    return AnchorRef(mention.name, superlative), end
+
+
+def _relation_at(tokens: list[str], i: int, reader: bool = False) -> tuple[str | None, int]:
+    """The relation phrase starting at token i (longest first) and its length; `reader` adds
+    `READER_PHRASES`."""
     for n in range(min(MAX_PHRASE, len(tokens) - i), 0, -1):
-        predicate = RELATION_PHRASES.get(tuple(tokens[i : i + n]))
+        phrase = tuple(tokens[i : i + n])
+        predicate = RELATION_PHRASES.get(phrase) or (READER_PHRASES.get(phrase) if reader else None)
         if predicate is not None:
             return predicate, n
     return None, 0

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from core.annotate import prompts
 from core.annotate.captioners.base import Captioner, CaptionRequest
-from core.annotate.claims import tokenize
+from core.annotate.claims import Vocabulary, tokenize
 from core.annotate.config import AnnotateConfig
 from core.annotate.facts import (
     AnchorNames,
@@ -102,6 +102,9 @@ class SceneAnnotator:
         self.targets = [o for o in self.objects if normalize_label(o.label) not in skip]
         self.names = {o.object_id: label_text(o.label) for o in self.objects}
         self.anchor_names = AnchorNames(self.objects)  # how a sentence about an object names its anchors
+        # the names the fact checker knows: the scene's labels, the label table's names and synonyms
+        table = scene.label_map
+        self.vocab = Vocabulary.from_label_map(self.labels, table) if table else Vocabulary(self.labels)
         frames = scene.frames.frames if scene.frames is not None else []
         self.frames = frames
         if frames:
@@ -367,7 +370,7 @@ class SceneAnnotator:
             answers = self.captioner.caption(check_requests) if check_requests else []
             for entry, fused, colors, caption, answer in zip(entries, fused_all, evidence, captions, answers):
                 obj = self.by_id[entry["object_id"]]
-                verdicts = fact_check(caption, obj, self.objects, colors)
+                verdicts = fact_check(caption, obj, self.objects, colors, self.vocab)
                 consistent = parse_consistency(answer)
                 status, confidence = decide(verdicts, consistent, len(entry["views"]), self.config.top_k)
                 entry["fusion"] = {

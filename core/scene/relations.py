@@ -12,7 +12,8 @@ A subject's class is every object that "the <subject's label>" could name: the s
 head noun it is. "The chair" could be an office chair, so among chairs an office chair is a distractor;
 "the office chair" never means a plain chair. Anchors must differ from the subject both ways round.
 
-Predicates (anchors in parentheses): on, in, under, above, below, next to, near (one anchor); between (two);
+Predicates (anchors in parentheses): on, in, under, above, below, next to, near, far from (one anchor, far
+from is checked only, never listed by `relations_of`); between (two);
 closest to, farthest from (one, among the subject's class); largest, smallest, tallest, shortest (the
 subject's class); against the wall, in the corner, in the middle of the room; left of, right of, in front
 of, behind (one anchor, from a `Viewpoint`); leftmost, rightmost (the subject's class, from a viewpoint);
@@ -316,6 +317,13 @@ def near(a: ObjectInfo, b: ObjectInfo) -> bool | None:
     return _band(box_gap(a, b), NEAR_GAP)
 
 
+def far_from(a: ObjectInfo, b: ObjectInfo) -> bool | None:
+    """The negation of `near` with the same dead band: clearly far at or beyond its upper gap, clearly not
+    within its lower one ("far from the couch" said of a pillow lying on it is False)."""
+    close = near(a, b)
+    return None if close is None else not close
+
+
 def between(a: ObjectInfo, b: ObjectInfo, c: ObjectInfo) -> bool | None:
     """a's centre lies on the floor-plan segment joining b's and c's centres, away from both ends, both
     anchors are close by and at a's height (a nightstand between the bed and the dresser, not "between"
@@ -498,6 +506,8 @@ def check_relation(
         return _PAIR[predicate](subject, anchors[0])
     if predicate == "between" and len(anchors) == 2:
         return between(subject, anchors[0], anchors[1])
+    if predicate == "far from" and len(anchors) == 1:
+        return far_from(subject, anchors[0])
     if predicate in ("closest to", "farthest from") and len(anchors) == 1 and scene:
         return _ranked(subject, anchors[0], scene, closest=predicate == "closest to")
     if predicate in _SIZE and scene:

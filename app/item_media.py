@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from html import escape
@@ -32,7 +32,6 @@ from PIL import Image, ImageDraw
 from app.context import AppContext, object_id_of
 from app.scene_view import REVIEW_POINTS, scene_figure
 from review import ItemView, QueueFilter, ReviewService
-from review.views import OPEN_STATUSES
 
 CROP_SIDE = 168  # px, longest side of a crop thumbnail (three in a row at 1400 px)
 FRAME_SIDE = 272  # px, longest side of a highlighted-frame thumbnail (two in a row)
@@ -41,7 +40,6 @@ OUTLINE_RGB = (255, 0, 200)  # the object's box on frame thumbnails: visible on 
 CACHE_ITEMS = 64
 MAX_CROPS = 8  # the best views' crops (the document lists views best first)
 MAX_FRAMES = 6
-LOOKAHEAD = 16  # queue entries looked at to guess the next items
 
 
 @dataclass(frozen=True)
@@ -244,7 +242,7 @@ class MediaCache:
     def _prefetch_queue(
         self, service: ReviewService, user: str, filters: QueueFilter, current: int, count: int
     ) -> None:
-        head = service.list_items(replace(filters, review_statuses=OPEN_STATUSES), limit=LOOKAHEAD)
+        head = service.upcoming(user, filters, limit=count + 1)  # what the next claims would lease
         likely = [item for item in head if item.id != current and not held_by_other(item, user)]
         for item in likely[:count]:
             with self._lock:

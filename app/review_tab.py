@@ -26,10 +26,11 @@ from gradio.components.plot import PlotData
 from app import text as html
 from app import workflow
 from app.access import AccessDenied, resolve_user
-from app.context import AppContext
+from app.context import AppContext, object_id_of
 from app.item_media import ItemMedia, MediaCache
 from app.progress import acceptance_rate, done_today, queue_by_status
 from review import Action, Edit, QueueFilter, RejectReason
+from review.why import why_of
 
 LEVELS = ("object", "frame", "scene", "scenario")
 
@@ -59,6 +60,7 @@ class Panels:
     progress: str
     header: str
     message: str
+    why: str  # why the pipeline flagged the item (`app.text.why_html`)
     caption: str
     editor: Any
     answer: Any
@@ -90,10 +92,11 @@ def acting_user(ctx: AppContext, request: gr.Request | None) -> str:
         raise gr.Error(str(exc)) from None
 
 
-def queue_filter(level: str | None, scene: str | None) -> QueueFilter:
+def queue_filter(level: str | None, scene: str | None, reason: str | None = None) -> QueueFilter:
     return QueueFilter(
         levels=(level,) if level and level != "all" else (),
         scene_ids=(scene,) if scene and scene != "all" else (),
+        flag_reasons=html.reason_filter(reason),
     )
 
 
@@ -124,6 +127,13 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
     with gr.Row():
         level_filter = gr.Dropdown(["all", *LEVELS], value="all", label="level", scale=1)
         scene_filter = gr.Dropdown(scenes, value="all", label="scene", scale=1)
+        reason_filter = gr.Dropdown(
+            html.reason_filter_choices(),
+            value=html.ALL_REASONS,
+            label="flag reason",
+            scale=1,
+            elem_id="review-reason",
+        )
         refresh_btn = gr.Button("Apply filter / reload (n)", elem_id="btn-next", scale=1)
     components["header"] = gr.HTML(elem_id="item-header")
     components["message"] = gr.HTML(elem_id="review-message")
@@ -134,6 +144,7 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
             # loads plotly.js into the page (Gradio's plot component brings it) for that script
             gr.Plot(value=PLOTLY_LOADER, show_label=False, elem_id="plotly-loader", container=False)
         with gr.Column(scale=2):
+            components["why"] = gr.HTML(elem_id="review-why")
             components["caption"] = gr.HTML(label="caption", elem_id="review-caption")
             components["editor"] = gr.Textbox(
                 label="edit the caption (e to focus, Ctrl+Enter saves)", lines=4, elem_id="editor"
@@ -175,9 +186,9 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
             media.prefetch_next(ctx.service, user, filters, screen.shown.item_id)
         return [getattr(panels, name) for name in PANEL_NAMES]
 
-    def on_load(level: str, scene: str, request: gr.Request) -> list[Any]:
+    def on_load(level: str, scene: str, why_filter: str, request: gr.Request) -> list[Any]:
         user = acting_user(ctx, request)
-        filters = queue_filter(level, scene)
+        filters = queue_filter(level, scene, why_filter)
         return render(workflow.open_next(ctx.service, user, filters), user, filters)
 
     def refused(shown: workflow.Shown | None, reason_text: str) -> list[Any]:
@@ -197,10 +208,11 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
             why: str,
             level: str,
             scene: str,
+            why_filter: str,
             request: gr.Request,
         ) -> list[Any]:
             user = acting_user(ctx, request)
-            filters = queue_filter(level, scene)
+            filters = queue_filter(level, scene, why_filter)
             refusal = workflow.screen_refusal(shown, screen_mark)
             if refusal is not None:
                 return refused(shown, refusal)
@@ -214,10 +226,10 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
         return callback
 
     def on_undo(
-        shown: workflow.Shown | None, _mark: str, level: str, scene: str, request: gr.Request
+        shown: workflow.Shown | None, _mark: str, level: str, scene: str, why_filter: str, request: gr.Request
     ) -> list[Any]:
         user = acting_user(ctx, request)
-        filters = queue_filter(level, scene)
+        filters = queue_filter(level, scene, why_filter)
         return render(workflow.undo(ctx.service, user, shown, filters), user, filters, shown)
 
     def on_draft(shown: workflow.Shown | None, text: str, answer_text: str, request: gr.Request) -> str:
@@ -258,7 +270,8 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
         """Event options of a step that the page gates: its script fills in the on-screen item."""
         return {"js": ON_SCREEN_JS.format(count=len(inputs)), "show_progress": "hidden"}
 
-    decide_inputs = [shown_state, on_screen, editor, answer, reason, level_filter, scene_filter]
+    filter_inputs = [level_filter, scene_filter, reason_filter]
+    decide_inputs = [shown_state, on_screen, editor, answer, reason, *filter_inputs]
     for button, action in (
         (approve_btn, Action.APPROVE),
         (edit_btn, Action.EDIT),
@@ -273,10 +286,10 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
             concurrency_limit=None,
             **marked(decide_inputs),
         )
-    undo_inputs = [shown_state, on_screen, level_filter, scene_filter]
+    undo_inputs = [shown_state, on_screen, *filter_inputs]
     undo_btn.click(on_undo, undo_inputs, outputs, api_name="review_undo", **marked(undo_inputs))
     refresh_btn.click(
-        on_load, [level_filter, scene_filter], outputs, api_name="review_next", show_progress="hidden"
+        on_load, filter_inputs, outputs, api_name="review_next", show_progress="hidden"
     )
     editor.input(
         on_draft,
@@ -296,7 +309,7 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
     mine_inputs = [shown_state, on_screen, conflict_state, editor, answer]
     mine_btn.click(on_mine, mine_inputs, outputs, api_name="review_keep_mine", **marked(mine_inputs))
     gr.Timer(120).tick(on_tick, [shown_state], None, show_progress="hidden")
-    return TabLoad(on_load, [level_filter, scene_filter], outputs)
+    return TabLoad(on_load, filter_inputs, outputs)
 
 
 def header_html(
@@ -318,6 +331,14 @@ def header_html(
         render=mark,
         plot=int(has_plot),
     )
+
+
+def document_entry(ctx: AppContext, item: Any) -> dict[str, Any] | None:
+    """The object's entry of the pipeline's scene document (evidence for records that lack it)."""
+    object_id = object_id_of(item)
+    if item.key.level != "object" or object_id is None:
+        return None
+    return ctx.object_entry(item.key.scene_id, object_id)
 
 
 def render_screen(
@@ -342,6 +363,7 @@ def render_screen(
             progress=progress,
             header=header_html(ctx, None, None),
             message=message,
+            why=panel_html("why", None, ""),
             caption=panel_html("caption", None, ""),
             editor="",
             answer=gr.update(value="", visible=False),
@@ -366,6 +388,7 @@ def render_screen(
         progress=progress,
         header=header,
         message=message,
+        why=panel_html("why", item.id, html.why_html(why_of(item, document_entry(ctx, item)))),
         caption=panel_html("caption", item.id, html.caption_html(item.text.description, claims)),
         editor=editor.description,
         answer=gr.update(value=editor.answer or "", visible=item.key.level == "scenario"),

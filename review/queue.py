@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, or_, select, update
+from sqlalchemy import ColumnElement, Select, Text, cast, exists, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from review.convert import item_key
@@ -21,6 +21,7 @@ from review.errors import ReviewError
 from review.schema import Assignment, Decision, Item, User
 from review.users import find_user
 from review.views import OPEN_STATUSES, QueueFilter, ReviewStatus, Role
+from review.why import NO_REASON
 
 
 def lock_item(session: Session, item_id: int) -> Item:
@@ -37,8 +38,26 @@ def lease_active(item: Item, now: datetime) -> bool:
     return item.leased_by is not None and item.lease_expires_at is not None and item.lease_expires_at > now
 
 
+def _has_reason(codes: tuple[str, ...]) -> ColumnElement[bool]:
+    """Items whose recorded `flag_reasons` hold any of the codes (`NO_REASON`: flagged, none recorded).
+
+    The list lives in the JSON column `extra`; read back as JSON text (`["color_contradicted", ...]`) on
+    SQLite and PostgreSQL alike, a code matches as a quoted element. Codes are word characters only
+    (checked), so a quoted code cannot match inside another element.
+    """
+    bad = [c for c in codes if not c.isidentifier()]
+    if bad:
+        raise ReviewError(", ".join(bad), "a flag reason is a code such as color_contradicted", "input")
+    listed = func.coalesce(cast(Item.extra["flag_reasons"], Text), "")
+    quoted = ['%"' + code.replace("_", "!_") + '"%' for code in codes if code != NO_REASON]  # `_`: literal
+    conditions = [listed.like(pattern, escape="!") for pattern in quoted]
+    if NO_REASON in codes:
+        conditions.append(Item.pipeline_status.in_(("flagged", "rejected")) & ~listed.like("[%"))
+    return or_(*conditions) if conditions else false()
+
+
 def apply_filter(stmt: Select[Any], session: Session, f: QueueFilter) -> Select[Any]:
-    """Narrow an items query to the filter's scenes, levels, categories, statuses and assignee."""
+    """Narrow an items query to the filter's scenes, levels, categories, statuses, reasons and assignee."""
     if f.scene_ids:
         stmt = stmt.where(Item.scene_id.in_(f.scene_ids))
     if f.levels:
@@ -49,6 +68,8 @@ def apply_filter(stmt: Select[Any], session: Session, f: QueueFilter) -> Select[
         stmt = stmt.where(Item.pipeline_status.in_(f.pipeline_statuses))
     if f.review_statuses:
         stmt = stmt.where(Item.review_status.in_([ReviewStatus(s).value for s in f.review_statuses]))
+    if f.flag_reasons:
+        stmt = stmt.where(_has_reason(f.flag_reasons))
     if f.assignee is not None:
         stmt = stmt.where(Item.assignee_id == find_user(session, f.assignee).id)
     return stmt
@@ -177,6 +198,13 @@ def renew(session: Session, item: Item, user: User, now: datetime, duration: tim
             .values(expires_at=item.lease_expires_at)
         )
     return item.lease_expires_at
+
+
+def peek_next(session: Session, user: User, f: QueueFilter, now: datetime, limit: int) -> list[Item]:
+    """The items `claim_next` would hand the user next, in its order, without leasing any: what the app
+    prefetches. Same predicate and order as the claim, so the guess fails only when others claim first."""
+    stmt = _claimable(session, user, f, now).order_by(Item.priority, Item.confidence, Item.id)
+    return list(session.scalars(stmt.limit(limit)))
 
 
 def list_items(session: Session, f: QueueFilter, limit: int, offset: int) -> list[Item]:

@@ -109,6 +109,13 @@ class ReviewService:
             )
             return item_view(session, item) if item else None
 
+    def upcoming(self, user: str, filters: QueueFilter | None = None, limit: int = 3) -> list[ItemView]:
+        """The items the user's next claims would lease, in order, without leasing them (for prefetch)."""
+        with self.db.read() as session:
+            account = users.find_user(session, user)
+            items = queue.peek_next(session, account, filters or QueueFilter(), self.clock(), limit)
+            return [item_view(session, item) for item in items]
+
     def renew_lease(self, user: str, item_id: int) -> datetime:
         """Keep the user's lease alive (call it while they are active); returns the new expiry time."""
         with self._write() as session:

@@ -185,3 +185,6 @@ class QueueFilter:
     pipeline_statuses: tuple[str, ...] = ()  # accepted / flagged / rejected
     review_statuses: tuple[ReviewStatus, ...] = ()
     assignee: str | None = None  # only items assigned to this user
+    # why the pipeline flagged it: any of these `core.annotate.verify.FLAG_REASONS` codes, or
+    # `review.why.NO_REASON` for flagged / rejected items whose record does not say why
+    flag_reasons: tuple[str, ...] = ()

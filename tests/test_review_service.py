@@ -262,3 +262,25 @@ def test_bad_requests_are_refused_with_the_reason(url: str, tmp_path: Path) -> N
         service.approve("alice", 10**6, 1, key())
     assert missing.value.code == "not_found"
     assert service.get_item(item.id).decisions == []  # nothing half-applied
+
+
+def test_upcoming_items_are_the_ones_the_next_claims_lease(url: str, tmp_path: Path) -> None:
+    """The app prefetches `upcoming`: it must skip what the queue would skip (items the user already
+    voted on under double review, items others hold), or the prefetch builds the wrong items."""
+    service = service_with_users(url, tmp_path, "alice", "bob", double_review_rate=1.0)
+    held_by_bob = service.next_item("bob")
+    voted = set()
+    for _ in range(3):  # alice's approvals stay open, waiting for a second vote
+        item = service.next_item("alice")
+        service.approve("alice", item.id, item.head_revision, key())
+        voted.add(item.id)
+    head = [i.id for i in service.list_items(limit=10)]
+    assert voted & set(head[:4]), "the test needs voted items at the head of the plain list"
+    predicted = [i.id for i in service.upcoming("alice", limit=3)]
+    assert not (set(predicted) & voted) and held_by_bob.id not in predicted
+    claimed = []
+    for _ in range(3):
+        item = service.next_item("alice")
+        claimed.append(item.id)
+        service.skip("alice", item.id, key())
+    assert claimed == predicted

@@ -1,0 +1,100 @@
+"""Why the pipeline flagged or rejected an item: what a reviewer reads beside it and the queue filters by.
+
+The pipeline's object records carry `flag_reasons` (codes of `core.annotate.verify.FLAG_REASONS`),
+`consistency_answer` (the model's verdict on the views), `fusion_conflicts` (where the views disagreed)
+and `claims` (each with its verdict); the store keeps them in the item's `extra`. Records written
+before these fields existed lack them: such an item's reason is "no reason recorded", and the queue
+filter `NO_REASON` finds the flagged or rejected items of that kind. Malformed fields count as missing.
+The evidence (answer, conflicts, claims) of such an item can still come from the pipeline's scene
+document (`annotation.json`) when the caller has it; its reasons are never guessed from it, so what the
+panel calls unrecorded is exactly what the filter finds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.annotate.verify import CONTRADICTED, FLAG_REASONS, UNVERIFIABLE
+from review.views import ItemView
+
+NO_REASON = "unrecorded"  # filter value: flagged or rejected, but the record does not say why
+NO_REASON_TEXT = "no reason recorded"
+CHECKED_LEVEL = "object"  # only object captions are fact-checked by the pipeline
+
+
+def reason_label(code: str) -> str:
+    """What a reason code means, in words (an unknown `<kind>_contradicted` code still reads well)."""
+    if code == NO_REASON:
+        return NO_REASON_TEXT
+    if code in FLAG_REASONS:
+        return FLAG_REASONS[code]
+    if code.endswith("_contradicted"):
+        return f"a {code.removesuffix('_contradicted').replace('_', ' ')} claim is contradicted"
+    return code.replace("_", " ")
+
+
+def reason_choices() -> list[tuple[str, str]]:
+    """(label, code) pairs for a reason filter: every known reason, then "no reason recorded"."""
+    return [(label, code) for code, label in FLAG_REASONS.items()] + [(NO_REASON_TEXT, NO_REASON)]
+
+
+@dataclass(frozen=True)
+class Why:
+    """The pipeline's account of an item's status."""
+
+    pipeline_status: str  # accepted | flagged | rejected
+    checked: bool  # the level is fact-checked at all (object captions)
+    recorded: bool  # the record says why (False: written before reasons were recorded)
+    reasons: tuple[str, ...]  # FLAG_REASONS codes
+    consistency_answer: str
+    conflicts: tuple[str, ...]  # fusion conflicts, in words
+    contradicted: tuple[str, ...]  # the caption's words of each contradicted claim
+    unverifiable: tuple[str, ...]
+
+    @property
+    def flagged(self) -> bool:
+        return self.pipeline_status != "accepted"
+
+    @property
+    def reason_labels(self) -> list[str]:
+        return [reason_label(r) for r in self.reasons] if self.recorded else [NO_REASON_TEXT]
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def _claim_texts(claims: Any, verdict: str) -> tuple[str, ...]:
+    if not isinstance(claims, list):
+        return ()
+    return tuple(
+        str(c.get("text") or c.get("value") or "")
+        for c in claims
+        if isinstance(c, dict) and c.get("verdict") == verdict
+    )
+
+
+def why_of(item: ItemView, document_entry: dict[str, Any] | None = None) -> Why:
+    """The item's reasons and evidence as recorded at import; `document_entry` (the object's entry of the
+    scene document) fills in the evidence an older record lacks (see the module docstring)."""
+    extra = item.extra or {}
+    reasons = _strings(extra.get("flag_reasons"))
+    entry = document_entry if isinstance(document_entry, dict) else {}
+    check = entry.get("verification") if isinstance(entry.get("verification"), dict) else {}
+    fusion = entry.get("fusion") if isinstance(entry.get("fusion"), dict) else {}
+    answer = extra["consistency_answer"] if "consistency_answer" in extra else check.get("consistency_answer")
+    claims = extra["claims"] if "claims" in extra else check.get("claims")
+    conflicts = extra["fusion_conflicts"] if "fusion_conflicts" in extra else fusion.get("conflicts")
+    return Why(
+        pipeline_status=item.pipeline_status,
+        checked=item.key.level == CHECKED_LEVEL,
+        recorded=reasons is not None,
+        reasons=reasons or (),
+        consistency_answer=answer.strip() if isinstance(answer, str) else "",
+        conflicts=_strings(conflicts) or (),
+        contradicted=_claim_texts(claims, CONTRADICTED),
+        unverifiable=_claim_texts(claims, UNVERIFIABLE),
+    )

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from core.annotate.captioners.base import Captioner
 from core.annotate.config import AnnotateConfig
-from core.annotate.output import is_done, scene_dir, write_failure, write_scene
+from core.annotate.output import clear_leftovers, is_done, scene_dir, write_failure, write_scene
 
 
 @dataclass
@@ -94,6 +94,7 @@ def run_scene(spec: JobSpec, scene_id: str, progress: bool = False) -> SceneOutc
         key = (spec.captioner, tuple(sorted((k, repr(v)) for k, v in spec.captioner_options.items())))
         if key not in _CAPTIONERS:  # one captioner per process (a VLM client or model is costly)
             _CAPTIONERS[key] = make_captioner(spec.captioner, **spec.captioner_options)
+        clear_leftovers(spec.out, scene_id)  # a killed run's half-written files
         result = annotate_scene(
             spec.scans, scene_id, scene_dir(spec.out, scene_id), _CAPTIONERS[key], spec.config, progress
         )

@@ -39,6 +39,16 @@ def is_done(out: Path, scene_id: str) -> bool:
     return done_marker(out, scene_id).is_file()
 
 
+def clear_leftovers(out: Path, scene_id: str) -> int:
+    """Remove the temp files a killed run left in the scene's folder (an atomic write that never got to
+    its rename); called before the scene is redone, when nothing else writes there. Returns the count."""
+    folder = scene_dir(out, scene_id)
+    stale = list(folder.rglob(".*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def write_scene(
     out: Path, scene_id: str, doc: dict[str, Any], records: list[dict[str, Any]], summary: dict[str, Any]
 ) -> None:

@@ -51,20 +51,24 @@ def caption_html(caption: str, claims: list[dict[str, Any]] | None = None) -> st
 
 
 def claims_table_html(claims: list[dict[str, Any]]) -> str:
+    """The verification claims with their verdicts, and the checker's note where it gave one (why a claim is
+    unverifiable: "ambiguous anchor (3 chair)", "unparsed", "no piano in the scene")."""
     if not claims:
         return '<p class="muted">no verification claims for this caption</p>'
     rows = []
     for claim in claims:
         verdict = str(claim.get("verdict") or "unverifiable")
         css = VERDICT_CLASS.get(verdict, "claim-unk")
-        anchors = ", ".join(str(a) for a in claim.get("anchors") or [])
+        text = str(claim.get("text", ""))
+        anchors = [str(a) for a in claim.get("anchors") or [] if str(a) not in text]  # only what adds
+        shown = text + (f" ({', '.join(anchors)})" if anchors else "")
         rows.append(
-            f"<tr><td>{escape(str(claim.get('kind', '')))}</td><td>{escape(str(claim.get('text', '')))}"
-            f"{' (' + escape(anchors) + ')' if anchors else ''}</td>"
-            f'<td><span class="{css}">{escape(verdict)}</span></td></tr>'
+            f"<tr><td>{escape(str(claim.get('kind', '')))}</td><td>{escape(shown)}</td>"
+            f'<td><span class="{css}">{escape(verdict)}</span></td>'
+            f'<td class="muted">{escape(str(claim.get("note") or ""))}</td></tr>'
         )
     return (
-        '<table class="claims"><tr><th>kind</th><th>claim</th><th>verdict</th></tr>'
+        '<table class="claims"><tr><th>kind</th><th>claim</th><th>verdict</th><th>note</th></tr>'
         + "".join(rows)
         + "</table>"
     )

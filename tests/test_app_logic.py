@@ -88,6 +88,14 @@ def test_claim_text_with_markup_is_escaped() -> None:
     out = caption_html("<i>x</i> y", [{"text": "<i>x</i>", "verdict": "supported", "kind": "color"}])
     assert "<i>" not in out
     assert "<i>" not in claims_table_html([{"text": "<i>x</i>", "verdict": "supported", "kind": "<k>"}])
+    table = claims_table_html(
+        [
+            {"kind": "relation", "text": "next to the lamp", "anchors": ["lamp"], "verdict": "supported"},
+            {"kind": "relation", "text": "near the chair", "verdict": "unverifiable", "note": "ambig <3>"},
+        ]
+    )
+    assert "next to the lamp</td>" in table  # an anchor the claim already names is not repeated
+    assert '<td class="muted">ambig &lt;3&gt;</td>' in table  # the checker's note, escaped
     assert "<u>" not in other_levels_html([("frame <u>", "text <u>")])
 
 

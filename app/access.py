@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from review import ReviewService, Role, UserView
+from review.policy import role_refusal
 
 
 class AccessDenied(Exception):
@@ -36,11 +37,11 @@ def resolve_user(service: ReviewService, username: str | None) -> UserView:
 
 
 def require_role(user: UserView, *roles: Role) -> UserView:
-    """The user when their role is one of `roles` (admins may do everything)."""
-    if user.role == Role.ADMIN or user.role in roles:
-        return user
-    allowed = ", ".join(r.value for r in roles) or "admin"
-    raise AccessDenied(f"{user.username} ({user.role.value}) may not do this: needs {allowed}")
+    """The user when `review.policy.role_allows` lets their role do what `roles` may (admins: everything)."""
+    refusal = role_refusal(user.username, user.role, *roles)
+    if refusal is not None:
+        raise AccessDenied(refusal)
+    return user
 
 
 def ensure_local_user(service: ReviewService, username: str) -> UserView:

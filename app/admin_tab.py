@@ -21,6 +21,7 @@ from app.access import AccessDenied, require_role, resolve_user
 from app.context import AppContext
 from review import ReviewError, Role, UserView
 from review.exporter import EXPORT_CHOICES, ExportReport
+from review.policy import role_allows
 
 EXPORT_LABELS = {"approved": "approved items only", "all": "every item except rejected ones"}
 
@@ -151,11 +152,11 @@ def build_admin_tab(ctx: AppContext, export_dir: Path, tab: gr.Tab, who: gr.Mark
 
     def on_load(request: gr.Request) -> list[Any]:
         user = _user(ctx, request)
-        sees_tab = user.role in (Role.ADMIN, Role.REVIEWER)
+        sees_tab = role_allows(user.role, Role.REVIEWER)
         return [
             f"Logged in as **{user.username}** ({user.role.value})",
             gr.Tab(visible=sees_tab),
-            gr.Column(visible=user.role == Role.ADMIN),
+            gr.Column(visible=role_allows(user.role)),  # admins only
         ]
 
     add_btn.click(add_user, [username, password, role], result, api_name="admin_add_user")

@@ -3,21 +3,22 @@
 Every bar carries its label (category axes list each name, and a horizontal chart grows with the number
 of rows so none is dropped), votes are shown per named annotator, and the word-count histograms of the
 levels share their bins and are normalised to each level's total, so the levels can be compared.
+The numbers come from `core.annotate.stats` (dataset) and `review.stats` (progress); this module draws.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import gradio as gr
 import plotly.graph_objects as go
 
-from app import stats
 from app.context import AppContext
-from app.progress import VOTES, queue_by_status, votes_by_action, votes_per_day
 from app.review_tab import TabLoad, acting_user
+from core.annotate import stats
+from core.data.densescan import DenseScanRecord, read_densescan
+from review.stats import VOTES, queue_by_status, votes_by_action, votes_per_day
 
 CATEGORY_ROWS = 40  # categories shown (the most frequent); the title says how many there are
 
@@ -25,6 +26,7 @@ CATEGORY_ROWS = 40  # categories shown (the most frequent); the title says how m
 ROW_PX = 22  # height of one row of a horizontal bar chart: enough for its label
 HEIGHT = 320
 ACTION_COLORS = {"approve": "#2e7d32", "edit": "#1565c0", "reject": "#c62828"}
+WORD_BIN = 2  # words per histogram bin: every level uses the same bins
 
 
 def label(name: str) -> str:
@@ -61,10 +63,16 @@ def _layout(figure: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
     return figure
 
 
-def words_figure(records: list[dict[str, Any]]) -> go.Figure:
+def word_bins(lengths: dict[str, list[int]], size: int = WORD_BIN) -> dict[str, float]:
+    """One set of histogram bins for every level (start, end, size), so the levels can be compared."""
+    longest = max((max(v) for v in lengths.values() if v), default=size)
+    return {"start": 0, "end": (longest // size + 1) * size, "size": size}
+
+
+def words_figure(records: list[DenseScanRecord]) -> go.Figure:
     """Words per caption, one histogram per level over the same bins, each in % of its level's captions."""
     lengths = stats.words_per_caption(records)
-    bins = stats.word_bins(lengths)
+    bins = word_bins(lengths)
     figure = go.Figure(
         [
             go.Histogram(
@@ -86,7 +94,7 @@ def annotator_figure(rows: list[Any]) -> go.Figure:
     figure = go.Figure(
         [
             go.Bar(name=a, x=names, y=[per_user[n][a] for n in names], marker_color=ACTION_COLORS[a])
-            for a in VOTES
+            for a in map(str, VOTES)
         ]
     )
     figure.update_layout(barmode="stack", showlegend=True)
@@ -95,7 +103,7 @@ def annotator_figure(rows: list[Any]) -> go.Figure:
     return _layout(figure, "votes per annotator")
 
 
-def dataset_figures(records: list[dict[str, Any]], docs: list[dict[str, Any]]) -> list[go.Figure]:
+def dataset_figures(records: list[DenseScanRecord], docs: list[dict[str, Any]]) -> list[go.Figure]:
     """Captions per level, words per caption, categories, verification outcomes."""
     verdicts = stats.claim_verdicts(docs)
     kinds = list(verdicts)
@@ -109,12 +117,13 @@ def dataset_figures(records: list[dict[str, Any]], docs: list[dict[str, Any]]) -
     outcome.update_xaxes(**_category_axis(kinds))
     categories = stats.categories(records, top=CATEGORY_ROWS)
     shown = f"top {len(categories)} of {stats.category_count(records)}"
+    statuses = stats.status_counts(records, "object")
     return [
         _bar(stats.captions_per_level(records), "captions per level", value_title="captions"),
         words_figure(records),
         _bar(categories, f"object captions per category ({shown})", horizontal=True, value_title="captions"),
         _layout(outcome, "verification claims by kind and verdict"),
-        _bar(stats.pipeline_statuses(records), "pipeline status of object captions", value_title="captions"),
+        _bar(statuses, "pipeline status of object captions", value_title="captions"),
     ]
 
 
@@ -142,12 +151,11 @@ def progress_figures(ctx: AppContext) -> list[go.Figure]:
     ]
 
 
-def read_records(ctx: AppContext) -> list[dict[str, Any]]:
+def read_records(ctx: AppContext) -> list[DenseScanRecord]:
     path = ctx.annotations / "densescan.json" if ctx.annotations else None
     if path is None or not path.is_file():
         return []
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_densescan(path)
 
 
 def build_dashboard_tab(ctx: AppContext) -> TabLoad:

@@ -28,8 +28,8 @@ from app import workflow
 from app.access import AccessDenied, resolve_user
 from app.context import AppContext, object_id_of
 from app.item_media import ItemMedia, MediaCache
-from app.progress import acceptance_rate, done_today, queue_by_status
 from review import Action, Edit, QueueFilter, RejectReason
+from review.stats import done_today, queue_by_status, user_acceptance_rate
 from review.why import why_of
 
 LEVELS = ("object", "frame", "scene", "scenario")
@@ -352,7 +352,7 @@ def render_screen(
     when the step stays on the item it showed (`before`), the page already shows it."""
     rows = ctx.service.decision_log()
     progress = html.progress_html(
-        done_today(rows, user), queue_by_status(ctx.service.stats()), acceptance_rate(rows, user)
+        done_today(rows, user), queue_by_status(ctx.service.stats()), user_acceptance_rate(rows, user)
     )
     message = html.message_html(screen.message, screen.kind) if screen.message else ""
     item = screen.item

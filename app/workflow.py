@@ -13,9 +13,7 @@ from dataclasses import dataclass, replace
 
 from app.text import empty_queue_text, submit_message
 from review import Action, Conflict, Edit, ItemView, QueueFilter, ReviewError, ReviewService, ReviewStatus
-from review.policy import same_text
-
-MAX_ACTIVE_SECONDS = 600.0  # an item left open longer counts as this much work
+from review.policy import same_text, work_seconds
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class Shown:
         return f"{self.token}:{action}"
 
     def active_seconds(self, now: float | None = None) -> float:
-        return min(max((now or time.time()) - self.shown_at, 0.0), MAX_ACTIVE_SECONDS)
+        return work_seconds((now or time.time()) - self.shown_at)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from review.config import ReviewConfig
 from review.convert import decision_view, get_revision, item_key, item_view, username
 from review.errors import ReviewError
-from review.policy import Vote, normalize_text, resolve_status, same_text, vote_refusal
+from review.policy import Vote, normalize_text, resolve_status, same_text, vote_refusal, work_seconds
 from review.queue import grant_lease, lease_active, lock_item, release, release_held
 from review.revisions import append_revision, conflict_since
 from review.schema import Decision, Draft, Item, Revision, User
@@ -163,7 +163,7 @@ def submit(
         revision_number=head.number,
         reason=request.reason.value if request.reason else None,
         note=request.note,
-        active_seconds=max(0.0, float(request.active_seconds)),
+        active_seconds=work_seconds(request.active_seconds),
         idempotency_key=request.key,
         status_after=status.value,
         created_at=now,

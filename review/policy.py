@@ -12,6 +12,11 @@ Who may vote: an item is open until approved or rejected; a disputed one is sett
 admin, never by an annotator (the queue does not offer it to them, a vote is refused, and an undo does not
 hand it back to them).
 
+Who may do what else: an admin may do everything; any other role only what names it (`role_allows`).
+
+Work time: the time a decision reports is capped at `MAX_ACTIVE_SECONDS` (an item left open over lunch
+counts as that much work, not as an hour), and never negative (`work_seconds`).
+
 Text comparison: surrounding whitespace is not a change (a trailing newline typed into the editor must not
 turn a plain approval into an edit, nor block one later).
 """
@@ -22,6 +27,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from review.views import OPEN_STATUSES, Action, Edit, ReviewStatus, Role
+
+MAX_ACTIVE_SECONDS = 600.0  # the most work time one decision may report
+
+
+def work_seconds(seconds: float) -> float:
+    """The work time a decision counts: `seconds` clamped to 0..MAX_ACTIVE_SECONDS (NaN counts as 0)."""
+    return min(max(float(seconds), 0.0), MAX_ACTIVE_SECONDS) if seconds == seconds else 0.0
+
+
+def role_allows(role: Role | str, *roles: Role | str) -> bool:
+    """Whether a user of `role` may do what `roles` may do: admins may do everything, and with no
+    `roles` given only admins may."""
+    role = Role(role)
+    return role == Role.ADMIN or role in {Role(r) for r in roles}
+
+
+def role_refusal(username: str, role: Role | str, *roles: Role | str) -> str | None:
+    """Why `username` may not do what `roles` may do; None when they may."""
+    if role_allows(role, *roles):
+        return None
+    needed = ", ".join(Role(r).value for r in roles) or Role.ADMIN.value
+    return f"{username} ({Role(role).value}) may not do this: needs {needed}"
 
 
 @dataclass(frozen=True)

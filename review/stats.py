@@ -6,11 +6,16 @@ the votes per hour of active time reported by the app. Agreement compares, on ea
 reviewed, the first vote of each: Cohen's kappa on approve vs reject, and the character edit distance
 between their texts where both corrected it (the second person sees the first one's correction, so this
 measures how much the second changed it).
+
+The progress numbers (done today, a user's acceptance rate, votes per day / per action, the queue by
+status) are plain functions over `decision_log()` rows and `Stats`, so the app only draws them; they use
+the same vote and acceptance definitions as the per-annotator rates.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -22,6 +27,15 @@ from review.agreement import cohen_kappa, edit_distance, normalized_edit_distanc
 from review.policy import accepts
 from review.schema import Decision, Item, Revision, User
 from review.views import Action
+
+VOTES = (Action.APPROVE, Action.EDIT, Action.REJECT)  # a skip is not a vote
+
+
+def acceptance_rate(actions: Iterable[Action | str]) -> float | None:
+    """The share of votes that accept the caption (approve or edit-and-approve); skips are not votes.
+    None when there is no vote. The caller leaves undone decisions out."""
+    votes = [Action(a) for a in actions if a in VOTES]
+    return sum(map(accepts, votes)) / len(votes) if votes else None
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ def _rates(name: str, rows: list[_Row]) -> RateStats:
         undone=len(rows) - len(active),
         active_seconds=round(float(seconds), 1),
         throughput_per_hour=round(votes / (seconds / 3600), 1) if seconds > 0 else None,
-        acceptance_rate=(counts[Action.APPROVE] + counts[Action.EDIT]) / votes if votes else None,
+        acceptance_rate=acceptance_rate(r.action for r in active),
         edit_rate=counts[Action.EDIT] / votes if votes else None,
     )
 
@@ -195,3 +209,44 @@ def decision_log(session: Session) -> list[DecisionRow]:
 
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _votes(rows: Iterable[DecisionRow]) -> list[DecisionRow]:
+    """The rows that are votes still in force (not skips, not undone)."""
+    return [r for r in rows if r.action in VOTES and not r.undone]
+
+
+def done_today(rows: list[DecisionRow], user: str, today: date | None = None) -> int:
+    """The user's votes today (UTC), skips and undone ones left out."""
+    today = today or datetime.now(UTC).date()
+    return sum(1 for r in _votes(rows) if r.user == user and r.day == today)
+
+
+def user_acceptance_rate(rows: list[DecisionRow], user: str) -> float | None:
+    """`acceptance_rate` of the user's votes in force; None before their first vote."""
+    return acceptance_rate(r.action for r in _votes(rows) if r.user == user)
+
+
+def queue_by_status(stats: Stats) -> dict[str, int]:
+    """Items per review status over every level."""
+    counts: Counter[str] = Counter()
+    for by_status in stats.items_by_level.values():
+        counts.update(by_status)
+    return dict(sorted(counts.items()))
+
+
+def votes_per_day(rows: list[DecisionRow], by: str = "user") -> dict[str, dict[date, int]]:
+    """Votes in force per day for each annotator (`by="user"`) or category (`by="category"`)."""
+    out: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    for r in _votes(rows):
+        out[getattr(r, by)][r.day] += 1
+    return {name: dict(sorted(days.items())) for name, days in sorted(out.items())}
+
+
+def votes_by_action(rows: list[DecisionRow], by: str = "user") -> dict[str, dict[str, int]]:
+    """Votes in force per annotator (`by="user"`) or category, split by action (approve / edit / reject)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in _votes(rows):
+        counts = out.setdefault(getattr(r, by), {a.value: 0 for a in VOTES})
+        counts[r.action] += 1
+    return dict(sorted(out.items()))

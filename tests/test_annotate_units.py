@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from core.annotate.captioners.base import Captioner, CaptionRequest
 from core.annotate.captioners.grounded import GroundedCaptioner
@@ -83,3 +84,46 @@ def test_tokens_and_room_guess():
     assert guess_room_type(["bed", "lamp", "chair"]) == "bedroom"
     assert guess_room_type(["toilet", "sink"]) == "bathroom"
     assert guess_room_type(["box"]) == "room"
+
+
+def test_words_per_caption_has_one_definition() -> None:
+    """Words are core.text's tokens that start with a letter or digit: punctuation and clitics are not
+    words, a hyphenated word is one, whether or not the record's own tokens were written by someone else."""
+    from core.annotate import stats
+    from core.data.densescan import DenseScanRecord
+
+    words = stats.caption_words("It's the L-shaped desk, by 2 doors.")
+    assert words == ["it", "the", "l-shaped", "desk", "by", "2", "doors"]
+
+    def record(level: str, name: str, text: str, status: str | None, tokens: list[str]) -> DenseScanRecord:
+        return DenseScanRecord("scene0000_00", "1", name, "0", text, tokens, level, status=status)
+
+    records = [
+        record("object", "chair", "a red chair", "accepted", ["a", "red", "chair"]),
+        record("object", "chair", "It's a chair.", "flagged", ["it's", "a", "chair."]),  # split() tokens
+        record("frame", "table", "one two three four", None, []),
+    ]
+    assert stats.words_per_caption(records) == {"object": [3, 3], "frame": [4]}
+    assert stats.captions_per_level(records) == {"object": 2, "frame": 1}
+    assert stats.categories(records) == {"chair": 2} and stats.category_count(records) == 1
+    assert stats.status_counts(records, "object") == {"accepted": 1, "flagged": 1}
+    assert stats.status_counts(records) == {"accepted": 1, "flagged": 1, "none": 1}
+    summary = stats.summarize(records)
+    assert summary["by_level"]["object"] == {"count": 2, "mean_words": 3.0}
+    assert summary["vocabulary"] == len({"a", "red", "chair", "it", "one", "two", "three", "four"})
+    docs = [{"objects": [{"verification": {"claims": [{"kind": "color", "verdict": "supported"}]}}]}]
+    assert stats.claim_verdicts(docs) == {"color": {"supported": 1}}
+
+
+def test_annotate_errors_are_one_family() -> None:
+    """A captioner failure is an AnnotateError, so one `except AnnotateError` covers the package."""
+    from core.annotate.captioners.registry import CaptionerError as FromRegistry
+    from core.annotate.captioners.registry import make_captioner
+    from core.annotate.config import AnnotateConfig
+    from core.annotate.errors import AnnotateError, CaptionerError
+
+    assert FromRegistry is CaptionerError and issubclass(CaptionerError, AnnotateError)
+    with pytest.raises(CaptionerError, match="unknown captioner 'nope'"):
+        make_captioner("nope")
+    with pytest.raises(AnnotateError, match="top_k must be >= 1"):
+        AnnotateConfig(top_k=0)

@@ -24,9 +24,9 @@ from app.context import AppContext
 from app.dashboard_tab import annotator_figure, dataset_figures, words_figure
 from app.demo import DEMO_PASSWORD
 from app.main import build_app, launch
-from app.progress import votes_by_action
+from core.data.densescan import DenseScanRecord
 from review import QueueFilter, ReviewService, ReviewStatus
-from review.stats import DecisionRow
+from review.stats import DecisionRow, votes_by_action
 
 REPO = Path(app_package.__file__).resolve().parent.parent
 TEXTS = "els => els.map(e => e.textContent)"  # SVG text has no innerText
@@ -135,9 +135,13 @@ def test_export_over_http_is_for_admins_and_offers_the_file(served: Served) -> N
 # dashboard figures -------------------------------------------------------------------------------------
 
 
+def _record(level: str, description: str, object_name: str = "chair") -> DenseScanRecord:
+    return DenseScanRecord("scene0000_00", "1", object_name, "0", description, [], level)
+
+
 def test_every_category_is_labelled_and_the_chart_grows_with_them() -> None:
     names = [f"category_{i:02d}" for i in range(30)]
-    records = [{"level": "object", "object_name": n, "description": "a chair"} for n in names] * 2
+    records = [_record("object", "a chair", n) for n in names] * 2
     figures = dataset_figures(records, [])
     categories = figures[2]
     axis = categories.layout.yaxis
@@ -148,8 +152,8 @@ def test_every_category_is_labelled_and_the_chart_grows_with_them() -> None:
 
 
 def test_word_histograms_share_bins_and_are_normalised() -> None:
-    records = [{"level": "object", "description": "word " * n} for n in range(3, 40)] + [
-        {"level": "scene", "description": "word " * n} for n in (60, 80)
+    records = [_record("object", "word " * n) for n in range(3, 40)] + [
+        _record("scene", "word " * n) for n in (60, 80)
     ]
     figure = words_figure(records)
     traces = list(figure.data)

@@ -9,23 +9,14 @@ import io
 import json
 import re
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_app_data import annotated_demo, fresh_db
 
-from app import stats as dataset_stats
 from app import workflow
 from app.access import AccessDenied, ensure_local_user, require_role, resolve_user
-from app.progress import (
-    DecisionRow,
-    acceptance_rate,
-    done_today,
-    queue_by_status,
-    votes_per_day,
-)
 from app.review_tab import SKIP
 from app.scene_view import (
     MAX_POINTS,
@@ -43,6 +34,7 @@ from app.scene_view import (
 from app.text import caption_html, claim_spans, claims_table_html, conflict_html, other_levels_html
 from core.scene.scannet import load_scene
 from review import Edit, QueueFilter, ReviewError, ReviewService, Role
+from review.policy import MAX_ACTIVE_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +300,7 @@ def test_conflict_shows_both_versions_and_resolves(service: ReviewService) -> No
 
 def test_active_seconds_are_capped() -> None:
     shown = workflow.Shown(1, 1, "t", time.time() - 10_000)
-    assert shown.active_seconds() == workflow.MAX_ACTIVE_SECONDS
+    assert shown.active_seconds() == MAX_ACTIVE_SECONDS  # the cap is review.policy's rule
 
 
 def test_a_decision_must_name_the_item_and_revision_on_screen(service: ReviewService) -> None:
@@ -414,32 +406,6 @@ def test_thumbnails_keep_the_whole_image_and_outline_the_object(tmp_path: Path) 
 # progress and roles ---------------------------------------------------------------------------------------
 
 
-def test_progress_numbers(service: ReviewService) -> None:
-    screen = workflow.open_next(service, "annotator")
-    screen = workflow.decide(service, "annotator", screen.shown, "approve")
-    screen = workflow.decide(service, "annotator", screen.shown, "reject", reason="other")
-    workflow.decide(service, "annotator", screen.shown, "skip")
-    rows = service.decision_log()
-    assert done_today(rows, "annotator") == 2
-    assert acceptance_rate(rows, "annotator") == 0.5
-    assert acceptance_rate(rows, "reviewer") is None
-    queue = queue_by_status(service.stats())
-    assert sum(queue.values()) == service.stats().items and queue["pending"] < service.stats().items
-
-
-def test_votes_per_day_groups_and_skips_undone() -> None:
-    day = date(2026, 1, 2)
-    rows = [
-        DecisionRow(day, "ann", "chair", "object", "approve", False),
-        DecisionRow(day, "ann", "chair", "object", "reject", True),
-        DecisionRow(day, "bob", "table", "object", "skip", False),
-        DecisionRow(day, "bob", "table", "object", "edit", False),
-    ]
-    assert votes_per_day(rows) == {"ann": {day: 1}, "bob": {day: 1}}
-    assert votes_per_day(rows, by="category") == {"chair": {day: 1}, "table": {day: 1}}
-    assert done_today(rows, "ann", day) == 1
-
-
 def test_roles(service: ReviewService) -> None:
     annotator = resolve_user(service, "annotator")
     with pytest.raises(AccessDenied):
@@ -451,20 +417,6 @@ def test_roles(service: ReviewService) -> None:
         resolve_user(service, "nobody")
     local = ensure_local_user(service, "local")
     assert local.role == Role.ADMIN and ensure_local_user(service, "local").id == local.id
-
-
-def test_dataset_statistics() -> None:
-    records = [
-        {"level": "object", "object_name": "chair", "description": "a red chair", "status": "accepted"},
-        {"level": "object", "object_name": "chair", "description": "a chair", "status": "flagged"},
-        {"level": "frame", "object_name": "table", "description": "one two three four", "status": "accepted"},
-    ]
-    assert dataset_stats.captions_per_level(records) == {"object": 2, "frame": 1}
-    assert dataset_stats.words_per_caption(records) == {"object": [3, 2], "frame": [4]}
-    assert dataset_stats.categories(records) == {"chair": 2}
-    assert dataset_stats.pipeline_statuses(records) == {"accepted": 1, "flagged": 1}
-    docs = [{"objects": [{"verification": {"claims": [{"kind": "color", "verdict": "supported"}]}}]}]
-    assert dataset_stats.claim_verdicts(docs) == {"color": {"supported": 1}}
 
 
 # explorer and dashboard ------------------------------------------------------------------------------------

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from pathlib import Path
 
 import pytest
 from test_review_data import BACKENDS, add_users, database_url, loaded_service
 
-from review import Action, Edit, ReviewConfig, ReviewStatus
+from review import Action, Edit, ReviewConfig, ReviewStatus, Role
 from review.agreement import cohen_kappa, edit_distance, normalized_edit_distance
 from review.cli import format_stats
-from review.policy import Vote, resolve_status
+from review.policy import MAX_ACTIVE_SECONDS, Vote, resolve_status, role_allows, role_refusal, work_seconds
 from review.records import tokenize
+from review.stats import (
+    DecisionRow,
+    acceptance_rate,
+    done_today,
+    queue_by_status,
+    user_acceptance_rate,
+    votes_by_action,
+    votes_per_day,
+)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -119,5 +129,60 @@ def test_statistics_per_annotator_category_and_agreement(url: str, tmp_path: Pat
     assert stats.items == 45 and sum(stats.items_by_pipeline_status.values()) == 45
     assert sum(stats.items_by_level["object"].values()) == 30
     assert stats.items_by_level["object"]["disputed"] == 1
+    rows = service.decision_log()  # the progress numbers use the same definitions as the rates above
+    assert user_acceptance_rate(rows, "alice") == alice.acceptance_rate
+    assert user_acceptance_rate(rows, "bob") == bob.acceptance_rate
+    assert done_today(rows, "alice") == alice.votes and done_today(rows, "nobody") == 0
+    queue = queue_by_status(stats)
+    assert sum(queue.values()) == stats.items and queue["disputed"] == 1
     text = format_stats(stats)  # the table `python -m review stats` prints
     assert "alice" in text and "kappa 0.500" in text and "disputed" in text
+
+
+def test_acceptance_rate_counts_votes_not_skips() -> None:
+    assert acceptance_rate([Action.APPROVE, Action.EDIT, Action.REJECT, Action.REJECT]) == 0.5
+    assert acceptance_rate(["approve", "skip", "skip"]) == 1.0  # the app's rows carry plain strings
+    assert acceptance_rate([Action.SKIP]) is None and acceptance_rate([]) is None
+
+
+def test_progress_counts_votes_in_force_per_day_user_and_category() -> None:
+    day = date(2026, 1, 2)
+    rows = [
+        DecisionRow(day, "ann", "chair", "object", "approve", False),
+        DecisionRow(day, "ann", "chair", "object", "reject", True),  # undone: not counted
+        DecisionRow(day, "bob", "table", "object", "skip", False),  # a skip is no vote
+        DecisionRow(day, "bob", "table", "object", "edit", False),
+        DecisionRow(date(2026, 1, 3), "ann", "table", "object", "reject", False),
+    ]
+    assert votes_per_day(rows) == {"ann": {day: 1, date(2026, 1, 3): 1}, "bob": {day: 1}}
+    assert votes_per_day(rows, by="category") == {"chair": {day: 1}, "table": {day: 1, date(2026, 1, 3): 1}}
+    assert done_today(rows, "ann", day) == 1 and done_today(rows, "bob", day) == 1
+    assert user_acceptance_rate(rows, "ann") == 0.5 and user_acceptance_rate(rows, "cy") is None
+    assert votes_by_action(rows) == {
+        "ann": {"approve": 1, "edit": 0, "reject": 1},
+        "bob": {"approve": 0, "edit": 1, "reject": 0},
+    }
+
+
+def test_work_time_is_capped_by_the_service(url: str, tmp_path: Path) -> None:
+    assert work_seconds(10_000) == MAX_ACTIVE_SECONDS and work_seconds(-5) == 0.0
+    assert work_seconds(float("nan")) == 0.0 and work_seconds(42.5) == 42.5
+    service = loaded_service(url, tmp_path, ReviewConfig(double_review_rate=0.0))
+    add_users(service, ["alice"])
+    item = service.next_item("alice")
+    service.approve("alice", item.id, item.head_revision, uuid.uuid4().hex, active_seconds=10_000)
+    item = service.next_item("alice")
+    service.skip("alice", item.id, uuid.uuid4().hex, active_seconds=-3)
+    (alice,) = service.stats().annotators
+    assert alice.active_seconds == MAX_ACTIVE_SECONDS  # left open for hours: counts as the cap
+
+
+def test_role_permissions() -> None:
+    assert role_allows(Role.ADMIN) and role_allows("admin", Role.ANNOTATOR)  # admins may do everything
+    assert role_allows(Role.REVIEWER, Role.REVIEWER) and not role_allows(Role.REVIEWER)
+    assert not role_allows(Role.ANNOTATOR, Role.REVIEWER)
+    assert role_allows("annotator", "annotator", "reviewer")
+    refusal = role_refusal("ann", Role.ANNOTATOR, Role.REVIEWER)
+    assert refusal == "ann (annotator) may not do this: needs reviewer"
+    assert role_refusal("rev", Role.REVIEWER) == "rev (reviewer) may not do this: needs admin"
+    assert role_refusal("boss", Role.ADMIN, Role.REVIEWER) is None

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from core.annotate.config import BACKGROUNDS, HIGHLIGHT_STYLES, AnnotateConfig
+from core.annotate.errors import AnnotateError
 from core.scene.errors import SceneError
 
 # a scene of ScanNet size with a VLM at 32 requests in flight takes minutes; an hour means it is stuck
@@ -85,7 +86,7 @@ def run_annotate(args: argparse.Namespace) -> int:
             top_k=args.top_k, highlight=args.highlight, background=args.background, seed=args.seed
         )
         _check_limits(args)
-    except (SceneError, ValueError) as exc:
+    except (SceneError, AnnotateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not scene_ids:
@@ -121,13 +122,13 @@ def run_annotate(args: argparse.Namespace) -> int:
 
 
 def _check_limits(args: argparse.Namespace) -> None:
-    """`--timeout`, `--retries` and `--scene-timeout` must be usable numbers (ValueError names the flag)."""
+    """`--timeout`, `--retries` and `--scene-timeout` must be usable numbers (the error names the flag)."""
     if not (math.isfinite(args.timeout) and args.timeout > 0):
-        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+        raise AnnotateError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.retries < 0:
-        raise ValueError(f"--retries must be 0 or more, got {args.retries}")
+        raise AnnotateError(f"--retries must be 0 or more, got {args.retries}")
     if not (math.isfinite(args.scene_timeout) and args.scene_timeout >= 0):
-        raise ValueError(
+        raise AnnotateError(
             f"--scene-timeout must be 0 (no limit) or a positive number of seconds, got {args.scene_timeout}"
         )
 

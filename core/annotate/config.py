@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from core.annotate.errors import AnnotateError
+
 HIGHLIGHT_STYLES = ("outline", "tint", "box")
 BACKGROUNDS = ("mask", "blur")
 
@@ -37,13 +39,13 @@ class AnnotateConfig:
 
     def __post_init__(self) -> None:
         if self.highlight not in HIGHLIGHT_STYLES:
-            raise ValueError(f"highlight must be one of {HIGHLIGHT_STYLES}, got {self.highlight!r}")
+            raise AnnotateError(f"highlight must be one of {HIGHLIGHT_STYLES}, got {self.highlight!r}")
         if self.background not in BACKGROUNDS:
-            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+            raise AnnotateError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
         if self.min_frame_gap < 1 or self.min_view_distance < 0 or self.min_view_angle < 0:
-            raise ValueError("min_frame_gap must be >= 1, min_view_distance and min_view_angle >= 0")
+            raise AnnotateError("min_frame_gap must be >= 1, min_view_distance and min_view_angle >= 0")
         if self.top_k < 1 or not 0 < self.work_scale <= 1:
-            raise ValueError("top_k must be >= 1 and work_scale in (0, 1]")
+            raise AnnotateError("top_k must be >= 1 and work_scale in (0, 1]")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

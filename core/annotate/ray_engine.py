@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from core.annotate.batch import JobSpec, SceneOutcome, run_scene_limited
+from core.annotate.errors import AnnotateError
 
 
 def run_on_ray(
@@ -18,7 +19,7 @@ def run_on_ray(
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError("--engine ray needs the ray package: pip install ray==2.60.0") from exc
+        raise AnnotateError("--engine ray needs the ray package: pip install ray==2.60.0") from exc
     started_here = not ray.is_initialized()
     if started_here:
         if address:

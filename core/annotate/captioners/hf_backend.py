@@ -18,7 +18,7 @@ from PIL import Image
 
 from core.annotate.captioners.base import CaptionRequest
 from core.annotate.captioners.cache import ResponseCache, cache_key
-from core.annotate.captioners.registry import CaptionerError
+from core.annotate.errors import CaptionerError
 
 
 def pick_device() -> str:

@@ -9,15 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.annotate.captioners.base import Captioner
+from core.annotate.errors import CaptionerError
 
 if TYPE_CHECKING:
     from core.annotate.captioners.cache import ResponseCache
 
 CAPTIONERS = ("grounded", "openai", "hf")
-
-
-class CaptionerError(Exception):
-    """A captioner cannot be built or cannot answer; the message names the option, endpoint or file."""
 
 
 def make_captioner(

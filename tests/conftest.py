@@ -14,7 +14,9 @@ SYNTH_FRAMES = 40
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dataset root written by `core.scene.synth` (scans/, annotations/, splits, label table)."""
+    """A dataset root written by `core.scene.synth` (scans/, annotations/, splits, label table), with exact
+    depth and colour (sensor model off): the invariant tests compare geometry with the mesh exactly."""
     root = tmp_path_factory.mktemp("synth")
-    generate_dataset(root, SYNTH_SCENES, seed=7, config=SynthConfig(num_frames=SYNTH_FRAMES), progress=False)
+    config = SynthConfig(num_frames=SYNTH_FRAMES, sensor=False)
+    generate_dataset(root, SYNTH_SCENES, seed=7, config=config, progress=False)
     return root

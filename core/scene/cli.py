@@ -36,6 +36,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--scenes", type=int, default=6, help="number of scenes (default 6: one per room type)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=240, help="frames per scene (default 240)")
+    p.add_argument(
+        "--no-sensor",
+        action="store_true",
+        help="exact ray-cast depth and colour (no noise, holes, blur, exposure drift)",
+    )
     p.set_defaults(run=run_synth)
 
 
@@ -108,7 +113,8 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.scenes < 1 or args.frames < 1:
         print("error: --scenes and --frames must be at least 1", file=sys.stderr)
         return 2
-    reports = generate_dataset(args.out, args.scenes, args.seed, SynthConfig(num_frames=args.frames))
+    config = SynthConfig(num_frames=args.frames, sensor=not args.no_sensor)
+    reports = generate_dataset(args.out, args.scenes, args.seed, config)
     done = [r for r in reports if not r["skipped"]]
     print(f"wrote {len(done)} scenes ({len(reports) - len(done)} already there) to {args.out}")
     return 0

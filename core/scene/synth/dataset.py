@@ -26,7 +26,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +39,9 @@ from core.atomic import atomic_write_json
 from core.scene.colors import VisibleColors
 from core.scene.geometry import aabb_of
 from core.scene.objects import ObjectInfo
-from core.scene.render import MeshRenderer
+from core.scene.render import MeshRenderer, RenderedView
 from core.scene.superpoints import segment_mesh
-from core.scene.synth import writer
+from core.scene.synth import sensor, writer
 from core.scene.synth.layout import ROOM_TYPES, SynthRoom, generate_room
 from core.scene.synth.trajectory import handheld_trajectory
 
@@ -58,6 +58,9 @@ class SynthConfig:
     invalid_pose_rate: float = 0.01  # real scans carry a few frames with -inf poses; so do ours
     val_fraction: float = 0.2
     jpeg_quality: int = 90
+    # The RGB-D sensor model of `sensor.py` (depth noise, quantisation and dropouts; motion blur, exposure
+    # and white-balance drift, JPEG quality 72-88). Off: exact ray-cast depth and colour, for tests.
+    sensor: bool = True
 
 
 def scene_id_of(index: int) -> str:
@@ -120,16 +123,18 @@ def render_color(
     scale: float,
     tally: VisibleColors | None = None,
     frame: int = 0,
+    post: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """A full-size color frame, ray-cast at `scale` of the size and resized up. With a `tally`, the
     ray-cast pixels (at about half size, the annotation pipeline's work resolution) vote for the color of
-    the objects they show: an object's color is what the camera sees of it, hidden faces excluded."""
+    the objects they show: an object's color is what the camera sees of it, hidden faces excluded.
+    `post` (the sensor model) transforms the ray-cast image before it is resized up."""
     full_w, full_h = writer.COLOR_SIZE
     if scale >= 1.0:
         rendered = renderer.render(pose, K, full_w, full_h, instance=tally is not None)
         if tally is not None:
             tally.add(frame, rendered.color[::2, ::2], rendered.instance[::2, ::2])
-        return rendered.color
+        return rendered.color if post is None else post(rendered.color)
     w, h = round(full_w * scale), round(full_h * scale)
     # Intrinsics of the smaller image so that pixel centres (whole numbers) stay on the same rays.
     Ks = np.array(K, dtype=np.float64)
@@ -142,6 +147,8 @@ def render_color(
     if tally is not None:
         step = max(1, round(0.5 / scale))
         tally.add(frame, small[::step, ::step], rendered.instance[::step, ::step])
+    if post is not None:
+        small = post(small)
     return np.asarray(Image.fromarray(small).resize((full_w, full_h), Image.BICUBIC))
 
 
@@ -154,20 +161,35 @@ def render_frames(
     rng: np.random.Generator,
     config: SynthConfig,
     tally: VisibleColors | None = None,
+    sensor_key: Sequence[int] = (0,),
 ) -> dict[str, float]:
     """Render and write every frame (tallying visible colors into `tally`); returns seconds spent
-    rendering and encoding."""
+    rendering and encoding. With `config.sensor`, frames pass through the sensor model, its random numbers
+    seeded by (*sensor_key, frame) so that the output does not depend on thread timing."""
     renderer = MeshRenderer(room.mesh, room.vertex_object)
     inverse = np.linalg.inv(alignment)
     invalid = rng.random(len(poses)) < config.invalid_pose_rate
     timing = {"render": 0.0, "encode": 0.0}
 
-    def encode(i: int, color: np.ndarray, depth: np.ndarray) -> None:
+    gains = None
+    if config.sensor:
+        gains = sensor.color_drift(len(poses), np.random.default_rng([*sensor_key, 0xC0]))
+
+    labels = [o.label for o in room.objects]
+
+    def encode(i: int, color: np.ndarray, view: RenderedView) -> None:
         pose_raw = np.full((4, 4), -np.inf) if invalid[i] else inverse @ poses[i]
+        quality, depth = config.jpeg_quality, view.depth
+        if config.sensor:  # the surface's own brightness and label decide dark / shiny dropouts
+            frame_rng = np.random.default_rng([*sensor_key, i, 0xDE])
+            brightness = view.color.max(axis=2).astype(np.float32) / 255.0
+            shiny = sensor.shiny_probability(view.instance, labels)
+            depth = sensor.sensor_depth(depth, camera.depth, frame_rng, brightness, shiny)
+            quality = sensor.jpeg_quality(frame_rng, config.jpeg_quality)
         writer.write_frame(
             folder,
             i,
-            writer.encode_jpeg(color, config.jpeg_quality),
+            writer.encode_jpeg(color, quality),
             writer.encode_depth_png(depth),
             pose_raw,
         )
@@ -177,10 +199,18 @@ def render_frames(
         pending = []
         for i, pose in enumerate(poses):
             t0 = time.perf_counter()
-            color = render_color(renderer, pose, camera.color, config.color_render_scale, tally, i)
-            depth = renderer.render(pose, camera.depth, *writer.DEPTH_SIZE, color=False, instance=False).depth
+            post = None
+            if gains is not None:
+                lo, hi = max(i - 1, 0), min(i + 1, len(poses) - 1)
+                flow = sensor.image_motion(poses[lo], poses[hi], pose, camera.color, span=max(hi - lo, 1))
+                scale = min(1.0, config.color_render_scale)
+                blur, gain = sensor.blur_vector(flow, scale), gains[i]
+                post = lambda image, blur=blur, gain=gain: sensor.sensor_color(image, blur, gain)  # noqa: E731
+            color = render_color(renderer, pose, camera.color, config.color_render_scale, tally, i, post)
+            on = config.sensor
+            view = renderer.render(pose, camera.depth, *writer.DEPTH_SIZE, color=on, instance=on)
             timing["render"] += time.perf_counter() - t0
-            pending.append(pool.submit(encode, i, color, depth))
+            pending.append(pool.submit(encode, i, color, view))
             if len(pending) > 4:
                 pending.pop(0).result()
         t0 = time.perf_counter()
@@ -222,7 +252,7 @@ def build_scene(
     writer.write_intrinsics(tmp, camera)
     timing["write_geometry"] = time.perf_counter() - t0
     tally = VisibleColors()
-    timing.update(render_frames(tmp, room, poses, alignment, camera, rng, config, tally))
+    timing.update(render_frames(tmp, room, poses, alignment, camera, rng, config, tally, (seed, index)))
     for info in infos:  # the color a camera sees; an object no frame shows keeps its surface color
         info.color_name = tally.color(info.object_id) or info.color_name
 

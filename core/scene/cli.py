@@ -41,6 +41,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="exact ray-cast depth and colour (no noise, holes, blur, exposure drift)",
     )
+    p.add_argument(
+        "--preview",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="also write a contact sheet of frames per scene, colour beside depth "
+        "(default: OUT/contact_sheet.jpg)",
+    )
     p.set_defaults(run=run_synth)
 
 
@@ -117,4 +125,10 @@ def run_synth(args: argparse.Namespace) -> int:
     reports = generate_dataset(args.out, args.scenes, args.seed, config)
     done = [r for r in reports if not r["skipped"]]
     print(f"wrote {len(done)} scenes ({len(reports) - len(done)} already there) to {args.out}")
+    if args.preview is not None:
+        from core.scene.synth.preview import write_contact_sheet
+
+        target = Path(args.preview) if args.preview else args.out / "contact_sheet.jpg"
+        sheet = write_contact_sheet(args.out, target)
+        print(f"contact sheet: {sheet}")
     return 0

@@ -2,7 +2,7 @@
 item, cached, and prefetched in a background thread while the annotator reads the current item.
 
 A decision answers with the next item's caption and its evidence in one response, so the evidence must
-be ready by then: `MediaCache.prefetch` builds the likely next items (the head of the user's queue) in
+be ready by then: `MediaCache.prefetch_next` builds the likely next items (the head of the user's queue) in
 the background, and `MediaCache.get` returns a cached result, waits for one being built, or builds it.
 Thumbnails are small JPEGs embedded as data URIs (the panel is one HTML fragment that arrives with the
 rest of the item); a click opens the full image. Every panel carries `data-item-id`, so the page can
@@ -16,11 +16,9 @@ import io
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -173,15 +171,6 @@ def build_media(ctx: AppContext, item: ItemView) -> ItemMedia:
     )
 
 
-def held_by_other(item: ItemView, user: str) -> bool:
-    """Whether someone else holds a live lease on the item (the queue will not hand it to `user`)."""
-    if item.leased_by in (None, user) or item.lease_expires_at is None:
-        return False
-    expires = item.lease_expires_at
-    expires = expires.astimezone(UTC).replace(tzinfo=None) if expires.tzinfo else expires
-    return expires > datetime.now(UTC).replace(tzinfo=None)
-
-
 class MediaCache:
     """Built media by item id (least recently used dropped), with one background thread for prefetch."""
 
@@ -223,15 +212,6 @@ class MediaCache:
             self._store(item.id, future)
         return media
 
-    def prefetch(self, items: Iterable[ItemView]) -> None:
-        """Build these items' media in the background (those not built yet)."""
-        for item in items:
-            with self._lock:
-                if item.id in self._built:
-                    continue
-                future = self._pool.submit(self._build_quietly, item)
-                self._store(item.id, future)
-
     def prefetch_next(
         self, service: ReviewService, user: str, filters: QueueFilter, current: int, count: int = 3
     ) -> None:
@@ -243,7 +223,7 @@ class MediaCache:
         self, service: ReviewService, user: str, filters: QueueFilter, current: int, count: int
     ) -> None:
         head = service.upcoming(user, filters, limit=count + 1)  # what the next claims would lease
-        likely = [item for item in head if item.id != current and not held_by_other(item, user)]
+        likely = [item for item in head if item.id != current]  # `upcoming` leaves out others' leases
         for item in likely[:count]:
             with self._lock:
                 if item.id in self._built:
@@ -261,14 +241,6 @@ class MediaCache:
         with self._lock:
             future = self._built.get(item_id)
             return future is not None and future.done() and future.exception() is None
-
-    def _build_quietly(self, item: ItemView) -> ItemMedia:
-        try:
-            return build_media(self.ctx, item)
-        except Exception:
-            with self._lock:  # a failed prefetch is retried in the request, which reports the error
-                self._built.pop(item.id, None)
-            raise
 
     def _store(self, item_id: int, future: Future[Any]) -> None:
         self._built[item_id] = future

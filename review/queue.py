@@ -38,6 +38,9 @@ def lease_active(item: Item, now: datetime) -> bool:
     return item.leased_by is not None and item.lease_expires_at is not None and item.lease_expires_at > now
 
 
+QUEUE_ORDER = (Item.priority, Item.confidence, Item.id)  # who gets what first: claims, peeks and listings
+
+
 def _has_reason(codes: tuple[str, ...]) -> ColumnElement[bool]:
     """Items whose recorded `flag_reasons` hold any of the codes (`NO_REASON`: flagged, none recorded).
 
@@ -167,7 +170,7 @@ def claim_next(
         return held
     stmt = (
         _claimable(session, user, f, now)
-        .order_by(Item.priority, Item.confidence, Item.id)
+        .order_by(*QUEUE_ORDER)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
@@ -203,10 +206,10 @@ def renew(session: Session, item: Item, user: User, now: datetime, duration: tim
 def peek_next(session: Session, user: User, f: QueueFilter, now: datetime, limit: int) -> list[Item]:
     """The items `claim_next` would hand the user next, in its order, without leasing any: what the app
     prefetches. Same predicate and order as the claim, so the guess fails only when others claim first."""
-    stmt = _claimable(session, user, f, now).order_by(Item.priority, Item.confidence, Item.id)
+    stmt = _claimable(session, user, f, now).order_by(*QUEUE_ORDER)
     return list(session.scalars(stmt.limit(limit)))
 
 
 def list_items(session: Session, f: QueueFilter, limit: int, offset: int) -> list[Item]:
-    stmt = apply_filter(select(Item), session, f).order_by(Item.priority, Item.confidence, Item.id)
+    stmt = apply_filter(select(Item), session, f).order_by(*QUEUE_ORDER)
     return list(session.scalars(stmt.limit(limit).offset(offset)))

@@ -38,6 +38,7 @@ MAX_LENGTHS = {
     name: Item.__table__.c[name].type.length
     for name in ("scene_id", "object_id", "ann_id", "object_name", "source")
 }
+KEY_MAX_LENGTH = Decision.__table__.c.idempotency_key.type.length  # also the undo key's
 
 
 @dataclass(frozen=True, order=True)
@@ -79,9 +80,6 @@ def text_problem(value: str) -> str | None:
     except UnicodeEncodeError as exc:  # only lone surrogates fail: they are not text in any encoding
         return f"holds a lone surrogate (\\u{ord(value[exc.start]):04x}) at character {exc.start}"
     return None
-
-
-KEY_MAX_LENGTH = Decision.__table__.c.idempotency_key.type.length  # also the undo key's
 
 
 def check_texts(where: str, key: str | None = None, **texts: str | None) -> None:

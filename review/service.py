@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -186,8 +187,7 @@ class ReviewService:
 
     def save_draft(self, user: str, item_id: int, base_revision: int, text: Edit) -> DraftView:
         """Persist the user's work in progress (it survives a refresh); renews their lease."""
-        texts = {"description": text.description, "question": text.question, "answer": text.answer}
-        check_texts(f"item {item_id}", **texts)
+        check_texts(f"item {item_id}", **asdict(text))
         with self._write() as session:
             account = users.find_user(session, user)
             draft = drafts.save_draft(
@@ -204,9 +204,8 @@ class ReviewService:
     def _submit(self, user: str, request: Request) -> SubmitResult:
         if not request.key:
             raise ReviewError(f"item {request.item_id}", "a decision needs an idempotency key")
-        edit = request.edit or Edit("")
-        texts = {"description": edit.description, "question": edit.question, "answer": edit.answer}
-        check_texts(f"item {request.item_id}", request.key, note=request.note, **texts)
+        edit = asdict(request.edit) if request.edit else {}
+        check_texts(f"item {request.item_id}", request.key, note=request.note, **edit)
         with self._write() as session:
             account = users.find_user(session, user)
             return decisions.submit(session, account, request, self.config, self.clock())

@@ -2,13 +2,16 @@
 `REVIEW_TEST_PG_URL`, so a test that resets tables in the public schema would wipe someone else's run.
 
 `fresh_schema_url` creates an empty schema with a random name and returns the database URL whose
-connections use it (`search_path`); `drop_schema` removes it with everything in it.
+connections use it (`search_path`); `drop_schema` removes it with everything in it; `private_schema`
+does both around a `with` block (what a fixture yields).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
@@ -36,3 +39,13 @@ def drop_schema(schema: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+@contextmanager
+def private_schema(prefix: str = "t") -> Iterator[str]:
+    """The URL of a fresh schema (see `fresh_schema_url`), dropped when the block ends."""
+    url, schema = fresh_schema_url(prefix)
+    try:
+        yield url
+    finally:
+        drop_schema(schema)

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_schema import drop_schema, fresh_schema_url
+from pg_schema import private_schema
 from sqlalchemy import create_engine, make_url, text
 from test_review_data import BACKENDS, PASSWORD, PG_URL, make_records, write_annotations
 
 from review import Database, Edit, ItemKey, ReviewConfig, ReviewError, ReviewService
 from review.cli import main
+from review.db import normalize_url
 from review.records import MAX_LENGTHS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
     """A URL of the test PostgreSQL whose tables live in a fresh schema of their own."""
-    url, schema = fresh_schema_url("t_bad_input")
-    try:
+    with private_schema("t_bad_input") as url:
         yield url
-    finally:
-        drop_schema(schema)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -310,12 +308,17 @@ def test_a_postgresql_failure_after_opening_does_not_show_the_password(pg_schema
     admin.dispose()
 
 
+def execute_sql(url: str, statement: str) -> None:
+    """Run one statement on the database behind `url`, outside the review store."""
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as connection:
+        connection.execute(text(statement))
+    engine.dispose()
+
+
 @pytest.mark.skipif(not PG_URL, reason="set REVIEW_TEST_PG_URL to run")
 def test_postgresql_table_of_ours_with_other_columns_is_refused(pg_schema: str, tmp_path: Path) -> None:
-    engine = create_engine(Database(pg_schema, create=False).url)
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE users (login TEXT, secret TEXT)"))
-    engine.dispose()
+    execute_sql(pg_schema, "CREATE TABLE users (login TEXT, secret TEXT)")
     with pytest.raises(ReviewError, match="its table `users` lacks the column"):
         Database(pg_schema)
     line = assert_one_line_error(run_cli("stats", "--db", pg_schema, cwd=tmp_path), "its table `users`")
@@ -324,10 +327,7 @@ def test_postgresql_table_of_ours_with_other_columns_is_refused(pg_schema: str, 
 
 @pytest.mark.skipif(not PG_URL, reason="set REVIEW_TEST_PG_URL to run")
 def test_postgresql_database_shared_with_other_tables_is_accepted(pg_schema: str, tmp_path: Path) -> None:
-    engine = create_engine(Database(pg_schema, create=False).url)
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE bookmarks (url TEXT)"))
-    engine.dispose()
+    execute_sql(pg_schema, "CREATE TABLE bookmarks (url TEXT)")
     service = ReviewService(pg_schema)
     assert service.import_annotations(write_annotations(tmp_path / "ann", make_records(scenes=1))).added > 0
     service.close()

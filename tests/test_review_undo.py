@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg_schema import PG_URL, drop_schema, fresh_schema_url
+from pg_schema import PG_URL, private_schema
 from test_review_data import add_users, make_records, write_annotations
 
 from app import workflow
@@ -29,11 +29,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'review.db'}"
         return
-    schema_url, schema = fresh_schema_url("undo")
-    try:
+    with private_schema("undo") as schema_url:
         yield schema_url
-    finally:
-        drop_schema(schema)
 
 
 def key() -> str:

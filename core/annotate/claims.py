@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from core.scene.colors import COLOR_WORDS
-from core.scene.relations import _singular_phrase, called, head_noun, normalize_label
+from core.scene.relations import called, head_noun, normalize_label, singular_phrase
 
 SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "large": "large", "big": "large",
               "huge": "large"}  # fmt: skip
@@ -161,14 +161,14 @@ class Vocabulary:
         for group in SYNONYMS:
             self._link(group)
         for row in table_rows:  # (raw_category, category, nyu40 class): the first two are one thing
-            names = [_singular_phrase(n) for n in row[:2] if normalize_label(n) not in GENERIC_CLASSES]
+            names = [singular_phrase(n) for n in row[:2] if normalize_label(n) not in GENERIC_CLASSES]
             self._link(names)
             if len(row) > 2 and normalize_label(row[2]) not in GENERIC_CLASSES:
-                general = _singular_phrase(row[2])  # a couch is a "sofa"; an armchair a "chair"
+                general = singular_phrase(row[2])  # a couch is a "sofa"; an armchair a "chair"
                 for n in names:
                     self._aliases.setdefault(general, {general}).add(n)
         for label in labels:
-            full = _singular_phrase(label)
+            full = singular_phrase(label)
             self._aliases.setdefault(full, {full})
             self._aliases.setdefault(head_noun(label), {head_noun(label)})
         self._aliases.pop("", None)
@@ -181,7 +181,7 @@ class Vocabulary:
         return cls(labels, rows)
 
     def _link(self, names: Iterable[str]) -> None:
-        group = {_singular_phrase(n) for n in names if n}
+        group = {singular_phrase(n) for n in names if n}
         for n in group:
             self._aliases.setdefault(n, {n}).update(group)
 
@@ -191,7 +191,7 @@ class Vocabulary:
     def names(self, label: str, name: str) -> bool:
         """Can "the <name>" refer to an object labelled `label`? Directly (`relations.called`) or through
         a synonym or the label table (cushion -> pillow, sofa -> couch, night stand -> nightstand)."""
-        name = _singular_phrase(name)
+        name = singular_phrase(name)
         return any(called(label, alias) for alias in self._aliases.get(name, {name}))
 
 
@@ -214,7 +214,7 @@ def find_mentions(tokens: list[str], vocab: Vocabulary | set[str]) -> list[Menti
     while i < len(tokens):
         for n in range(min(longest, len(tokens) - i), 0, -1):
             words = " ".join(tokens[i : i + n])
-            phrase = _singular_phrase(words)
+            phrase = singular_phrase(words)
             if phrase in vocab:
                 out.append(Mention(i, i + n, phrase, plural=phrase != words))
                 i += n
@@ -228,7 +228,7 @@ def scene_names(labels: list[str]) -> set[str]:
     """Every name the scene's labels can be called by: the label and its head noun, singular."""
     names = set()
     for label in labels:
-        full = _singular_phrase(label)
+        full = singular_phrase(label)
         names.update((full, full.split()[-1] if full else ""))
     return {n for n in names if n}
 

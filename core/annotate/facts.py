@@ -114,6 +114,7 @@ class AnchorNames:
         self.objects = objects
         self.by_id = {o.object_id: o for o in objects}
         self._cache: dict[tuple[int, int | None], str | None] = {}
+        self._unique: dict[int, bool] = {}  # per object: the same for every subject
 
     def name(self, object_id: int, subject_id: int | None = None) -> str | None:
         """The anchor's name (without "the") in a sentence about `subject_id`; None: it cannot be named."""
@@ -126,7 +127,9 @@ class AnchorNames:
         label = label_text(obj.label)
         if obj.object_id == subject_id:
             return None  # a target is never its own anchor
-        if is_unique(obj, self.objects):
+        if obj.object_id not in self._unique:
+            self._unique[obj.object_id] = is_unique(obj, self.objects)
+        if self._unique[obj.object_id]:
             return label
         subject = self.by_id.get(subject_id) if subject_id is not None else None
         # "next to the shortest picture" said of a picture reads as a claim that it is the shortest one:

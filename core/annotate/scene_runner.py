@@ -556,9 +556,9 @@ def _full_phrases(fused: list[str], views: list[dict[str, Any]]) -> list[str]:
     for view in views:
         for phrase in view["relations"]:
             said[phrase] += 1
+    words = {p: " ".join(tokenize(p)) for p in said}
     out = []
     for relation in fused:
-        words = {p: " ".join(tokenize(p)) for p in said}
         matches = [p for p, w in words.items() if w == relation]
         longer = [p for p, w in words.items() if w.startswith(relation + " ") and " nearest the " in w]
         matches = matches or longer

@@ -50,7 +50,6 @@ from core.eval.report import EvalReport
 from core.eval.scenes import ScanTruth
 from core.scene.labels import LabelMap, normalize_label
 from core.scene.relations import STRUCTURAL_LABELS
-from core.scene.scannet import read_json_object, scene_files, scene_folder
 
 SPLITS = ("train", "val", "all")
 SEEDS = (0, 1, 2, 3, 4)
@@ -168,20 +167,17 @@ class SceneObjects:
 
 
 class SceneCatalog:
-    """`ScanTruth` plus each instance's label, read from the scene's aggregation file."""
+    """`ScanTruth` plus each instance's normalised label."""
 
-    def __init__(self, root: Path, truth: ScanTruth):
-        self.root, self.truth = root, truth
+    def __init__(self, truth: ScanTruth):
+        self.truth = truth
         self._scenes: dict[str, SceneObjects] = {}
 
     def scene(self, scene_id: str) -> SceneObjects:
         if scene_id not in self._scenes:
-            truth = self.truth.scene(scene_id)  # validates the scene, aggregation file included
-            path = scene_files(scene_folder(self.root, scene_id), scene_id)["aggregation"]
-            groups = read_json_object(path)["segGroups"]
-            labels = {int(g.get("objectId", g.get("id"))): normalize_label(g["label"]) for g in groups}
+            truth = self.truth.scene(scene_id)
             self._scenes[scene_id] = SceneObjects(
-                {o: labels[o] for o in truth.boxes}, truth.boxes, truth.vertices
+                {o: normalize_label(truth.labels[o]) for o in truth.boxes}, truth.boxes, truth.vertices
             )
         return self._scenes[scene_id]
 
@@ -223,7 +219,7 @@ class BaselineRunner:
     def __init__(self, root: Path, split: str, work: Path, scorer: CaptionScorer, progress: bool = False):
         self.root, self.split, self.work, self.scorer, self.progress = root, split, work, scorer, progress
         self.truth = ScanTruth(root)
-        self.catalog = SceneCatalog(root, self.truth)
+        self.catalog = SceneCatalog(self.truth)
         table = root / LABEL_TABLE
         self.label_map = LabelMap.from_tsv(table) if table.is_file() else LabelMap.default()
         self.result = BaselineResult(root, split)

@@ -24,6 +24,7 @@ class SceneTruth:
     num_vertices: int
     boxes: dict[int, np.ndarray]  # object id -> [cx, cy, cz, dx, dy, dz], aligned frame
     vertices: dict[int, np.ndarray]  # object id -> vertex indices
+    labels: dict[int, str]  # object id -> raw label as annotated (every segGroup)
     _masks: dict[int, np.ndarray]
 
     def mask(self, object_id: int) -> np.ndarray:
@@ -59,6 +60,7 @@ class ScanTruth:
                 scene.mesh.num_vertices,
                 {o.object_id: np.asarray(o.box, dtype=np.float64) for o in scene.objects()},
                 {i.object_id: i.vertex_indices for i in scene.instances if len(i.vertex_indices)},
+                {i.object_id: i.label for i in scene.instances},
                 {},
             )
         return self._scenes[scene_id]

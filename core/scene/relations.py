@@ -181,7 +181,7 @@ def head_noun(label: str) -> str:
     return _singular(words[-1]) if words else ""
 
 
-def _singular_phrase(label: str) -> str:
+def singular_phrase(label: str) -> str:
     words = normalize_label(label).split()
     return " ".join([*words[:-1], _singular(words[-1])]) if words else ""
 
@@ -190,8 +190,8 @@ def _singular_phrase(label: str) -> str:
 def called(label: str, name: str) -> bool:
     """Can "the <name>" refer to an object labelled `label`? Yes for the same label (any number) and for
     its head noun: an office chair is a "chair", but a chair is not an "office chair"."""
-    name = _singular_phrase(name)
-    return _singular_phrase(label) == name or head_noun(label) == name
+    name = singular_phrase(name)
+    return singular_phrase(label) == name or head_noun(label) == name
 
 
 def same_class(a: str, b: str) -> bool:

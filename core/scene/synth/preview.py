@@ -31,7 +31,7 @@ def depth_picture(depth_mm: np.ndarray) -> Image.Image:
 
 def sample_frames(color_dir: Path, count: int) -> list[str]:
     """`count` frame ids spread evenly over the trajectory (SensReader layout: ids are not zero-padded)."""
-    ids = sorted((int(p.stem) for p in color_dir.glob("*.jpg")), key=int)
+    ids = sorted(int(p.stem) for p in color_dir.glob("*.jpg"))
     if not ids:
         return []
     picks = np.linspace(0, len(ids) - 1, num=min(count, len(ids)) + 2)[1:-1].round().astype(int)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from core.scene.geometry import project, world_to_camera
+
 MIN_RANGE_M = 0.4  # structured light sees nothing closer
 FAR_START_M = 3.5  # dropouts start to rise here ...
 MAX_RANGE_M = 4.5  # ... and every pixel beyond is missing
@@ -163,10 +165,8 @@ def image_motion(
     point = pose[:3, :3] @ np.array([0.0, 0.0, depth_m]) + pose[:3, 3]
 
     def pixel(c2w: np.ndarray) -> np.ndarray:
-        p = c2w[:3, :3].T @ (point - c2w[:3, 3])
-        if p[2] <= 1e-3:
-            return np.array([np.nan, np.nan])
-        return np.array([K[0, 0] * p[0] / p[2] + K[0, 2], K[1, 1] * p[1] / p[2] + K[1, 2]])
+        uv, z = project(world_to_camera(point[None], c2w), K)
+        return uv[0] if z[0] > 1e-3 else np.array([np.nan, np.nan])
 
     flow = (pixel(pose_next) - pixel(pose_prev)) / max(span, 1)
     return np.nan_to_num(flow)

@@ -72,7 +72,7 @@ def build_demo(
 def generate_scenes(root: Path, num_scenes: int, seed: int, num_frames: int, progress: bool) -> bool:
     """Write the synthetic scenes unless they exist; True when they were written now."""
     from core.scene.scannet import list_scenes
-    from core.scene.synth.dataset import SynthConfig, generate_dataset
+    from core.synth.dataset import SynthConfig, generate_dataset
 
     scans = root / "scans"
     if scans.is_dir() and len(list_scenes(root)) >= num_scenes:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.annotate.captioners.grounded import GroundedCaptioner  # noqa: E402
 from core.annotate.config import AnnotateConfig  # noqa: E402
 from core.annotate.scene_runner import annotate_scene  # noqa: E402
-from core.scene.synth.dataset import SynthConfig, generate_dataset  # noqa: E402
+from core.synth.dataset import SynthConfig, generate_dataset  # noqa: E402
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ import numpy as np  # noqa: E402
 
 from core.scene.scannet import load_scene  # noqa: E402
 from core.scene.superpoints import segment_mesh  # noqa: E402
-from core.scene.synth.dataset import SynthConfig, generate_dataset  # noqa: E402
 from core.scene.visibility import instance_visibility  # noqa: E402
+from core.synth.dataset import SynthConfig, generate_dataset  # noqa: E402
 
 
 def timed(fn, repeat: int = 1):

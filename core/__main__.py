@@ -10,6 +10,7 @@ from core.annotate import factcheck_cli
 from core.eval import cli as eval_cli
 from core.scene import cli as scene_cli
 from core.serve import cli as serve_cli
+from core.synth import cli as synth_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     scene_cli.register(commands)
+    synth_cli.register(commands)
     eval_cli.register(commands)
     annotate_cli.register(commands)
     factcheck_cli.register(commands)

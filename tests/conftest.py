@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.scene.synth.dataset import SynthConfig, generate_dataset
+from core.synth.dataset import SynthConfig, generate_dataset
 
 SYNTH_SCENES = 2  # a bedroom and a living room
 SYNTH_FRAMES = 40
@@ -14,7 +14,7 @@ SYNTH_FRAMES = 40
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dataset root written by `core.scene.synth` (scans/, annotations/, splits, label table), with exact
+    """A dataset root written by `core.synth` (scans/, annotations/, splits, label table), with exact
     depth and colour (sensor model off): the invariant tests compare geometry with the mesh exactly."""
     root = tmp_path_factory.mktemp("synth")
     config = SynthConfig(num_frames=SYNTH_FRAMES, sensor=False)

@@ -10,7 +10,7 @@ import pytest
 from core.scene.colors import COLOR_WORDS, color_name, color_votes
 from core.scene.errors import SceneError
 from core.scene.labels import DEFAULT_TABLE, SCANNET20_NYU40_IDS, SCANNET200_IDS, LabelMap
-from core.scene.synth.annotations import OBJECT_CATEGORIES
+from core.synth.annotations import OBJECT_CATEGORIES
 
 REAL_HEADER = (
     "id\traw_category\tcategory\tcount\tnyu40id\teigen13id\tnyuClass\tnyu40class\teigen13class\tModelNet40\t"

@@ -24,7 +24,7 @@ from core.scene.relations import (
     holds,
     side_of,
 )
-from core.scene.synth.annotations import (
+from core.synth.annotations import (
     EVAL_TYPES,
     NUMBER_WORDS,
     SceneContext,
@@ -192,7 +192,7 @@ def test_same_output_whatever_the_hash_seed() -> None:
     script = (
         "import hashlib, json, sys; sys.path.insert(0, 'tests');"
         "from test_synth_annotations import bedroom, living_room, SEED;"
-        "from core.scene.synth.annotations import generate_benchmarks;"
+        "from core.synth.annotations import generate_benchmarks;"
         "out = generate_benchmarks([bedroom(), living_room()], SEED);"
         "print(hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest())"
     )
@@ -540,8 +540,8 @@ def test_sitting_on_the_couch_facing_the_tv() -> None:
 @pytest.fixture(scope="module")
 def generated() -> tuple[dict[str, SceneFacts], dict]:
     """Twelve rooms from the generator (two of each type), annotated in-process, all in one split."""
-    from core.scene.synth.dataset import object_infos, room_type_of, scene_id_of
-    from core.scene.synth.layout import generate_room
+    from core.synth.dataset import object_infos, room_type_of, scene_id_of
+    from core.synth.layout import generate_room
 
     facts = {}
     for index in range(12):

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from core.scene.scannet import load_scene
-from core.scene.synth.dataset import (
+from core.synth.dataset import (
     SynthConfig,
     assign_splits,
     generate_dataset,
     planned_room_type,
     write_annotations,
 )
-from core.scene.synth.layout import ROOM_TYPES
+from core.synth.layout import ROOM_TYPES
 
 CONFIG = SynthConfig(num_frames=6)
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_annotations_are_rewritten_from_saved_facts(tmp_path: Path) -> None:
     for path in written:
         path.unlink()
     run = subprocess.run(
-        [sys.executable, "-m", "core.scene.synth.dataset", "--out", str(out), "--seed", "1"],
+        [sys.executable, "-m", "core.synth.dataset", "--out", str(out), "--seed", "1"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -106,7 +106,7 @@ def test_annotations_are_rewritten_from_saved_facts(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="scene0000_00"):
         write_annotations(out, 2, seed=1)
     bad = subprocess.run(
-        [sys.executable, "-m", "core.scene.synth.dataset", "--out", str(tmp_path / "nothing")],
+        [sys.executable, "-m", "core.synth.dataset", "--out", str(tmp_path / "nothing")],
         capture_output=True,
         text=True,
         cwd=REPO,

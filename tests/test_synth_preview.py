@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.scene.synth.preview import LABEL_HEIGHT, depth_picture, sample_frames, write_contact_sheet
+from core.synth.preview import LABEL_HEIGHT, depth_picture, sample_frames, write_contact_sheet
 
 
 def test_depth_picture_shows_holes_black_and_near_brighter_than_far() -> None:

@@ -8,9 +8,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from core.scene.colors import COLOR_WORDS, color_name, sample_color_words
-from core.scene.synth.layout import COLOR_NAMES, COLOR_RGB, ROOM_TYPES, SynthRoom, generate_room
-from core.scene.synth.objects import BUILDERS
-from core.scene.synth.shapes import (
+from core.synth.layout import COLOR_NAMES, COLOR_RGB, ROOM_TYPES, SynthRoom, generate_room
+from core.synth.objects import BUILDERS
+from core.synth.shapes import (
     box,
     cup,
     cylinder,

@@ -1,4 +1,4 @@
-"""The synthetic RGB-D sensor model (`core.scene.synth.sensor`): its statistics on controlled planes, and
+"""The synthetic RGB-D sensor model (`core.synth.sensor`): its statistics on controlled planes, and
 on a real generated room next to the exact render of the same poses."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from core.annotate.captioners.grounded import GroundedCaptioner
 from core.annotate.config import AnnotateConfig
 from core.annotate.scene_runner import annotate_scene
 from core.scene.render import MeshRenderer
-from core.scene.synth import sensor, writer
-from core.scene.synth.dataset import SynthConfig, generate_dataset, object_infos, render_color, render_frames
-from core.scene.synth.layout import generate_room
-from core.scene.synth.trajectory import handheld_trajectory
+from core.synth import sensor, writer
+from core.synth.dataset import SynthConfig, generate_dataset, object_infos, render_color, render_frames
+from core.synth.layout import generate_room
+from core.synth.trajectory import handheld_trajectory
 
 K = np.array([[575.0, 0, 319.5], [0, 575.0, 239.5], [0, 0, 1]])
 FRAMES = 12

@@ -25,7 +25,7 @@ from core.scene.objects import ObjectInfo
 from core.scene.relations import called, check_relation
 from core.scene.render import MeshRenderer
 from core.scene.scannet import load_scene
-from core.scene.synth.objects import dominant_color
+from core.synth.objects import dominant_color
 
 SCENES = ("scene0000_00", "scene0001_00")  # the bedroom and the living room of `synth_root`
 

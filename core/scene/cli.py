@@ -1,4 +1,4 @@
-"""Scene commands: `python -m core scenes` (inspect a dataset) and `python -m core synth` (generate one)."""
+"""Scene command: `python -m core scenes` inspects a ScanNet-format dataset."""
 
 from __future__ import annotations
 
@@ -25,31 +25,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--scenes", nargs="+", metavar="ID", help="only these scene ids")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
     p.set_defaults(run=run_scenes)
-
-    p = commands.add_parser(
-        "synth",
-        help="write synthetic indoor scenes in ScanNet format plus benchmark annotations",
-        description="Generate rooms, render a handheld RGB-D trajectory, and write ScanNet scene folders, "
-        "ScanRefer / Multi3DRefer / ScanQA / SQA3D annotations and split files. Resumable.",
-    )
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--scenes", type=int, default=6, help="number of scenes (default 6: one per room type)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=240, help="frames per scene (default 240)")
-    p.add_argument(
-        "--no-sensor",
-        action="store_true",
-        help="exact ray-cast depth and colour (no noise, holes, blur, exposure drift)",
-    )
-    p.add_argument(
-        "--preview",
-        nargs="?",
-        const="",
-        metavar="FILE",
-        help="also write a contact sheet of frames per scene, colour beside depth "
-        "(default: OUT/contact_sheet.jpg)",
-    )
-    p.set_defaults(run=run_synth)
 
 
 def scene_summary(scene) -> dict:
@@ -113,22 +88,3 @@ def run_scenes(args: argparse.Namespace) -> int:
     if failed:
         print(f"{failed} of {len(ids)} scenes failed to load", file=sys.stderr)
     return 1 if failed else 0
-
-
-def run_synth(args: argparse.Namespace) -> int:
-    from core.scene.synth.dataset import SynthConfig, generate_dataset
-
-    if args.scenes < 1 or args.frames < 1:
-        print("error: --scenes and --frames must be at least 1", file=sys.stderr)
-        return 2
-    config = SynthConfig(num_frames=args.frames, sensor=not args.no_sensor)
-    reports = generate_dataset(args.out, args.scenes, args.seed, config)
-    done = [r for r in reports if not r["skipped"]]
-    print(f"wrote {len(done)} scenes ({len(reports) - len(done)} already there) to {args.out}")
-    if args.preview is not None:
-        from core.scene.synth.preview import write_contact_sheet
-
-        target = Path(args.preview) if args.preview else args.out / "contact_sheet.jpg"
-        sheet = write_contact_sheet(args.out, target)
-        print(f"contact sheet: {sheet}")
-    return 0

@@ -117,7 +117,7 @@ def color_name(rgb_samples: np.ndarray) -> str:
 # ------------------------------------------------------------------------------- what a camera sees
 #
 # One definition of an object's color, shared by the pipeline (`core.annotate`) and the synthetic ground
-# truth (`core.scene.synth`): each view of the object votes with up to `VIEW_SAMPLES` of its visible
+# truth (`core.synth`): each view of the object votes with up to `VIEW_SAMPLES` of its visible
 # pixels (evenly strided, in image order), the views' vote shares are averaged (each view counts the
 # same), and the color is the word with the largest mean share. Hidden faces (a bed's underside, a
 # sofa's back against the wall) have no pixels, so they never vote.

@@ -16,7 +16,7 @@ Splits: decided by `assign_splits` from the planned room types (a function of (s
 the number of scenes, never by which scenes were already written: about `val_fraction` of the scenes go
 to val, round-robin over room types (at least one val and one train scene whenever N >= 2).
 `write_annotations` rewrites the split files and every benchmark file from the saved per-scene facts
-without re-rendering (`python -m core.scene.synth.dataset --out DIR --seed S`).
+without re-rendering (`python -m core.synth.dataset --out DIR --seed S`).
 """
 
 from __future__ import annotations
@@ -38,14 +38,15 @@ from tqdm import tqdm
 from core.atomic import atomic_write_json
 from core.scene.colors import VisibleColors
 from core.scene.geometry import aabb_of
+from core.scene.labels import DEFAULT_TABLE
 from core.scene.objects import ObjectInfo
 from core.scene.render import MeshRenderer, RenderedView
 from core.scene.superpoints import segment_mesh
-from core.scene.synth import sensor, writer
-from core.scene.synth.layout import ROOM_TYPES, SynthRoom, generate_room
-from core.scene.synth.trajectory import handheld_trajectory
+from core.synth import sensor, writer
+from core.synth.layout import ROOM_TYPES, SynthRoom, generate_room
+from core.synth.trajectory import handheld_trajectory
 
-LABEL_TABLE = Path(__file__).resolve().parents[3] / "assets" / "labels" / "scannetv2-labels.synthetic.tsv"
+LABEL_TABLE = DEFAULT_TABLE  # the shipped synthetic label table
 
 
 @dataclass
@@ -281,7 +282,7 @@ def build_scene(
 
 
 def load_facts(out: Path, scene_id: str):
-    from core.scene.synth.annotations import SceneFacts
+    from core.synth.annotations import SceneFacts
 
     data = json.loads((out / "synth" / f"{scene_id}.json").read_text())
     objects = [
@@ -330,7 +331,7 @@ def write_annotations(
     saved facts (no rendering); a scene whose stored split disagrees with `assign_splits` (a dataset
     grown by a later run) gets its facts file updated. N defaults to the facts files present.
     Returns the splits."""
-    from core.scene.synth.annotations import generate_benchmarks, write_benchmarks
+    from core.synth.annotations import generate_benchmarks, write_benchmarks
 
     out = Path(out)
     if num_scenes is None:
@@ -354,7 +355,7 @@ def write_annotations(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m core.scene.synth.dataset --out DIR [--seed S]`: rewrite annotations from saved facts."""
+    """`python -m core.synth.dataset --out DIR [--seed S]`: rewrite annotations from saved facts."""
     parser = argparse.ArgumentParser(description=write_annotations.__doc__)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seed", type=int, default=0)

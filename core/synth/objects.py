@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..colors import COLOR_WORDS, sample_color_words
+from core.scene.colors import COLOR_WORDS, sample_color_words
+
 from .shapes import (
     Part,
     box,

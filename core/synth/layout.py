@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..mesh import Mesh, vertex_normals
+from core.scene.mesh import Mesh, vertex_normals
+
 from .objects import COLOR_NAMES, COLOR_RGB, Model
 
 __all__ = ["COLOR_NAMES", "COLOR_RGB", "ROOM_TYPES", "Planner", "SynthObject", "SynthRoom", "generate_room"]

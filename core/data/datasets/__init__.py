@@ -1,0 +1,1 @@
+"""Torch datasets and collate functions that turn scenes and annotation records into training batches."""

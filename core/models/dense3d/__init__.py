@@ -1,0 +1,2 @@
+"""Dense3D: referring and reasoning 3D segmentation (point branch, image tokens, LLM with [SEG], query
+decoder)."""

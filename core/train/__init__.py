@@ -1,0 +1,1 @@
+"""One training loop for every model (accelerate: CPU, one GPU, many GPUs / nodes), its config and presets."""

@@ -1,0 +1,94 @@
+"""`python -m core train MODEL --config PRESET|FILE --data DIR --out DIR`: train a model with the shared loop.
+
+A preset is a JSON file with `model`, `data` and `train` parts (`core/train/presets/<model>/<name>.json`);
+`--config` takes a preset name or a path to such a file. Each model's task module turns the preset into a
+`TrainJob` (its datasets, collate and model); the loop itself is `core.train.loop.train` for all of them.
+Run it under `accelerate launch` for several GPUs or nodes; the command line is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.models.errors import ModelError
+
+PRESETS = Path(__file__).resolve().parent / "presets"
+TASKS = {"dense3d": "core.train.dense3d"}  # model name -> module with build_job(preset, data, out, init)
+
+
+def available_presets(model: str) -> list[str]:
+    return sorted(p.stem for p in (PRESETS / model).glob("*.json"))
+
+
+def load_preset(model: str, name_or_path: str) -> dict[str, Any]:
+    """A preset by name (shipped) or by path (the user's own), checked for its three parts."""
+    path = Path(name_or_path)
+    if path.suffix != ".json":
+        path = PRESETS / model / f"{name_or_path}.json"
+        if not path.is_file():
+            names = ", ".join(available_presets(model)) or "none"
+            raise ModelError(
+                None, f"no preset {name_or_path!r} for {model} (shipped: {names}; or give a .json path)"
+            )
+    try:
+        preset = json.loads(path.read_text())
+    except OSError as exc:
+        raise ModelError(path, f"cannot read the preset ({exc.strerror or exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    if not isinstance(preset, dict):
+        raise ModelError(path, "a preset is a JSON object with 'model', 'data' and 'train' parts")
+    unknown = sorted(set(preset) - {"model", "data", "train", "notes"})
+    if unknown:
+        raise ModelError(path, f"unknown part(s) {', '.join(unknown)} (known: model, data, train, notes)")
+    preset.setdefault("model", {})
+    preset.setdefault("data", {})
+    preset.setdefault("train", {})
+    preset["source"] = str(path)
+    return preset
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "train",
+        help="train Dense3D (CPU, one GPU, or many under `accelerate launch`)",
+        description="Train a model from a preset. Writes checkpoints/, metrics.jsonl, loss_curve.png and, "
+        "at the end, model/ (config, safetensors, tokenizer, training.json: recipe and data).",
+    )
+    p.add_argument("model", choices=sorted(TASKS), help="which model")
+    p.add_argument("--config", required=True, help="preset name (e.g. cpu-tiny) or a preset .json path")
+    p.add_argument("--data", required=True, type=Path, help="dataset root (scans/ + benchmark files)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--init", type=Path, help="start from this checkpoint folder (fine-tuning)")
+    p.add_argument("--steps", type=int, help="override the preset's number of optimizer steps")
+    p.add_argument("--stop-after", type=int, help="stop at this step with a checkpoint (resume later)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.train.loop import train
+
+    try:
+        preset = load_preset(args.model, args.config)
+        if args.steps is not None:
+            preset["train"]["steps"] = args.steps
+        task = importlib.import_module(TASKS[args.model])
+        job = task.build_job(preset, args.data, args.out, args.init)
+        final = train(job, resume=args.resume, stop_after=args.stop_after)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if final is None:
+        print(
+            f"stopped at step {args.stop_after}; continue with --resume "
+            f"(checkpoints in {args.out / 'checkpoints'})"
+        )
+    else:
+        print(f"model written to {final}")
+    return 0

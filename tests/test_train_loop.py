@@ -28,11 +28,10 @@ class Regressor(torch.nn.Module):
         loss = torch.nn.functional.mse_loss(pred, batch["y"])
         return {"loss": loss, "loss_mse": loss.detach()}
 
-    def save_pretrained(self, folder, recipe=None):
+    def save_pretrained(self, folder):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_file(self.state_dict(), str(folder / "model.safetensors"))
-        (folder / "training.json").write_text(json.dumps(recipe or {}))
 
 
 def _data(n=64):
@@ -51,7 +50,15 @@ def _job(out, steps, **kw):
     config = TrainConfig(
         steps=steps, batch_size=8, lr=3e-2, warmup_steps=2, checkpoint_every=5, log_every=1, **kw
     )
-    return TrainJob(Regressor(), _data(), _collate, config, out, recipe={"data": "synthetic regression"})
+    return TrainJob(
+        Regressor(),
+        _data(),
+        _collate,
+        config,
+        out,
+        recipe={"data": "synthetic regression"},
+        training_set=[{"index": i} for i in range(64)],
+    )
 
 
 def test_training_learns_logs_and_saves(tmp_path):
@@ -65,6 +72,7 @@ def test_training_learns_logs_and_saves(tmp_path):
     recipe = json.loads((final / "training.json").read_text())
     assert recipe["data"] == "synthetic regression" and recipe["steps_done"] == 40 and recipe["git_commit"]
     assert len(list((tmp_path / "checkpoints").glob("step-*"))) == 2  # keep_checkpoints
+    assert len((final / "training_set.jsonl").read_text().splitlines()) == 64
 
 
 def test_resume_equals_uninterrupted(tmp_path):

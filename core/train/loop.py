@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from core.atomic import atomic_write_json
+from core.atomic import atomic_write_json, atomic_write_text
 from core.models.errors import ModelError
 from core.train.config import TrainConfig
 from core.train.curves import append_metrics, plot_curves, truncate_metrics
@@ -58,6 +58,7 @@ class TrainJob:
     config: TrainConfig
     out: Path
     recipe: dict[str, Any] = field(default_factory=dict)  # what was trained on, and how: saved with the model
+    training_set: list[dict[str, Any]] | None = None  # the samples (with provenance), saved with the model
 
 
 def git_commit(repo: Path | None = None) -> str:
@@ -191,9 +192,11 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
             state["batches_in_epoch"] += 1
             samples += config.batch_size * accelerator.num_processes
-            for name, value in outputs.items():
-                if name == "loss" or name.startswith("loss_"):
-                    window.setdefault(name, []).append(float(accelerator.reduce(value.detach(), "mean")))
+            for name, value in outputs.items():  # every scalar the model reports is logged
+                if torch.is_tensor(value) and value.dim() == 0:
+                    window.setdefault(name, []).append(
+                        float(accelerator.reduce(value.detach().float(), "mean"))
+                    )
             if not accelerator.sync_gradients:
                 continue
             state["step"] += 1
@@ -236,6 +239,14 @@ def train(
             "git_commit": git_commit(),
             "processes": accelerator.num_processes,
         }
-        accelerator.unwrap_model(model).save_pretrained(final, recipe=recipe)
+        trained = accelerator.unwrap_model(model)
+        if hasattr(getattr(trained, "config", None), "recipe"):
+            trained.config.recipe = recipe  # the checkpoint's own config says how it was made
+        trained.save_pretrained(final)
+        atomic_write_json(final / "training.json", recipe, indent=2)
+        if job.training_set is not None:  # what the model saw, one sample per line, with provenance
+            atomic_write_text(
+                final / "training_set.jsonl", "".join(json.dumps(r) + "\n" for r in job.training_set)
+            )
     accelerator.wait_for_everyone()
     return final

@@ -11,6 +11,7 @@ from core.eval import cli as eval_cli
 from core.scene import cli as scene_cli
 from core.serve import cli as serve_cli
 from core.synth import cli as synth_cli
+from core.train import cli as train_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     annotate_cli.register(commands)
     factcheck_cli.register(commands)
     serve_cli.register(commands)
+    train_cli.register(commands)
     return parser
 
 

@@ -1,9 +1,9 @@
 """`python -m core train MODEL --config PRESET|FILE --data DIR --out DIR`: train a model with the shared loop.
 
-A preset is a JSON file with `model`, `data` and `train` parts (`core/train/presets/<model>/<name>.json`);
-`--config` takes a preset name or a path to such a file. Each model's task module turns the preset into a
-`TrainJob` (its datasets, collate and model); the loop itself is `core.train.loop.train` for all of them.
-Run it under `accelerate launch` for several GPUs or nodes; the command line is the same.
+A preset is a JSON file with `model`, `data`, `train` (and optionally `pretrain`) parts
+(`core/train/presets/<model>/<name>.json`); `--config` takes a preset name or a path to such a file. Each
+model's task module turns the preset into `TrainJob`s (Dense3D has a backbone stage first); the loop is
+`core.train.loop.train` for all of them. Under `accelerate launch` the same command uses many GPUs / nodes.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.data.errors import DataError
 from core.models.errors import ModelError
+from core.scene.errors import SceneError
 
 PRESETS = Path(__file__).resolve().parent / "presets"
-TASKS = {"dense3d": "core.train.dense3d"}  # model name -> module with build_job(preset, data, out, init)
+# model name -> module with run(preset, data, out, init, resume, stop_after)
+TASKS = {"dense3d": "core.train.dense3d"}
 
 
 def available_presets(model: str) -> list[str]:
@@ -43,9 +46,10 @@ def load_preset(model: str, name_or_path: str) -> dict[str, Any]:
         raise ModelError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(preset, dict):
         raise ModelError(path, "a preset is a JSON object with 'model', 'data' and 'train' parts")
-    unknown = sorted(set(preset) - {"model", "data", "train", "notes"})
+    unknown = sorted(set(preset) - {"model", "data", "train", "pretrain", "notes"})
     if unknown:
-        raise ModelError(path, f"unknown part(s) {', '.join(unknown)} (known: model, data, train, notes)")
+        known = "model, data, train, pretrain, notes"
+        raise ModelError(path, f"unknown part(s) {', '.join(unknown)} (known: {known})")
     preset.setdefault("model", {})
     preset.setdefault("data", {})
     preset.setdefault("train", {})
@@ -72,16 +76,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.train.loop import train
-
     try:
         preset = load_preset(args.model, args.config)
         if args.steps is not None:
             preset["train"]["steps"] = args.steps
         task = importlib.import_module(TASKS[args.model])
-        job = task.build_job(preset, args.data, args.out, args.init)
-        final = train(job, resume=args.resume, stop_after=args.stop_after)
-    except ModelError as exc:
+        final = task.run(preset, args.data, args.out, args.init, args.resume, args.stop_after)
+    except (ModelError, DataError, SceneError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if final is None:

@@ -206,7 +206,7 @@ def train(
                 row = {
                     "step": state["step"],
                     "epoch": state["epoch"],
-                    "lr": scheduler.get_last_lr()[0],
+                    "lr": max(scheduler.get_last_lr()),
                     "samples_per_s": samples / elapsed,
                     **{name: sum(v) / len(v) for name, v in window.items()},
                 }

@@ -1,0 +1,248 @@
+"""Dense3D: a sentence and a scan in, the points of the object the sentence means out.
+
+    points -> voxels -> sparse U-Net -> point features -> superpoint means ------------------+
+                                  |                                                          |
+                                  +-> scene tokens (largest superpoints + 3D embedding) -+    |
+    frames -> image branch (encoder + 3D embedding + projector) -> image tokens --------+    |
+                                                                                         v    v
+    "<image> the chair left of the desk" -> LLM (Qwen2, LoRA) -> "It is [SEG]." -> [SEG] state
+                                                                  -> SegHead -> query -> QueryDecoder
+                                                                  -> mask logits over superpoints
+
+`forward(inputs)` returns the training losses (LM + BCE + Dice + IoU-score); `predict(inputs)` generates
+the answer, reads the generated [SEG] states (none: an empty mask; several: averaged) and returns a point
+mask per sample. Both read [SEG] with the same rule on the spliced sequence (core.models.common.llm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from core.data.datasets.loader import SceneBatch
+from core.models.common.image_tokens import FrameInputs, ImageBranch
+from core.models.common.llm import (
+    append_tokens,
+    build_llm,
+    embed_with_prefix,
+    generate_with_prefix,
+    seg_positions,
+    token_ids,
+)
+from core.models.common.pooling import superpoint_mean, voxel_to_point
+from core.models.common.pos3d import sinusoidal_3d
+from core.models.common.pretrained import PretrainedMixin
+from core.models.common.sparse_unet import SparseUNet
+from core.models.common.vision import Projector
+from core.models.dense3d.configuration_dense3d import Dense3DConfig
+from core.models.dense3d.loss import SegLoss
+from core.models.dense3d.processor_dense3d import Dense3DProcessor
+from core.models.dense3d.query_decoder import QueryDecoder
+from core.models.dense3d.seg_head import SegHead, empty_mask_where_missing
+from core.models.errors import ModelError
+
+
+@dataclass
+class Dense3DInputs:
+    """A collated scene batch (with questions, and answers + targets for training) and, when the image
+    branch is on, each item's frames."""
+
+    scene: SceneBatch
+    frames: list[FrameInputs] | None = None
+
+    def to(self, device: torch.device | str) -> Dense3DInputs:
+        frames = [f.to(device) for f in self.frames] if self.frames is not None else None
+        return Dense3DInputs(self.scene.to(device), frames)
+
+
+@dataclass
+class Dense3DPrediction:
+    scene_id: str
+    point_mask: np.ndarray  # (N,) bool over the scene's points, in the cached point order
+    superpoint_probs: np.ndarray  # (S,) float
+    answer: str  # the generated text
+    has_seg: bool  # False: the model said there is no such object
+    score: float  # predicted IoU of the mask
+
+
+@dataclass
+class SceneFeatures:
+    """Per item: superpoint features [S_b, C], centres [S_b, 3] and point counts [S_b]."""
+
+    feats: list[Tensor]
+    centres: list[Tensor]
+    counts: list[Tensor]
+
+
+class Dense3DModel(nn.Module, PretrainedMixin):
+    config_class = Dense3DConfig
+
+    def __init__(
+        self, config: Dense3DConfig, tokenizer_dir: str | Path | None = None, load_weights: bool = True
+    ):
+        super().__init__()
+        self.config = config
+        self.backbone = SparseUNet(config.unet)
+        self.llm, self.tokenizer = build_llm(config.llm, tokenizer_dir, load_weights=load_weights)
+        self.ids = token_ids(self.tokenizer)
+        if self.ids.seg is None:
+            raise ModelError(None, "the tokenizer has no [SEG] token: add it through LLMConfig.add_tokens")
+        hidden = self.llm.get_input_embeddings().weight.shape[1]
+        self.hidden = hidden
+        self.scene_proj = Projector(config.unet.out_channels, hidden) if config.scene_tokens else None
+        self.image = (
+            ImageBranch(config.image, load_weights=load_weights) if config.image is not None else None
+        )
+        if self.image is not None and config.image.out_dim != hidden:
+            raise ModelError(
+                None, f"image.out_dim ({config.image.out_dim}) must equal the LLM width ({hidden})"
+            )
+        self.seg_head = SegHead(hidden, config.decoder.d_model)
+        self.decoder = QueryDecoder(config.decoder)
+        self.seg_loss = SegLoss(config.seg_loss)
+        self.processor = Dense3DProcessor(self.tokenizer, config.max_question_tokens)
+
+    @classmethod
+    def _build_for_loading(cls, config: Dense3DConfig, folder: Path) -> Dense3DModel:
+        # the tokenizer saved beside the weights; a local base LLM's weights are overwritten: don't read them
+        return cls(config, tokenizer_dir=folder, load_weights=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------------------------------------ scene
+
+    def encode_scene(self, scene: SceneBatch) -> SceneFeatures:
+        """U-Net over the voxels, back to points, mean per superpoint; split per batch item."""
+        voxel = self.backbone(scene.voxel_coords, scene.voxel_feats, scene.batch_size)
+        point = voxel_to_point(voxel, scene.point_to_voxel)
+        total = int(scene.superpoint_offsets[-1])
+        feats = superpoint_mean(point, scene.superpoint_ids, total)
+        centres = superpoint_mean(scene.xyz, scene.superpoint_ids, total)
+        counts = torch.bincount(scene.superpoint_ids, minlength=total)
+        bounds = scene.superpoint_offsets.tolist()
+        cut = [slice(bounds[b], bounds[b + 1]) for b in range(scene.batch_size)]
+        return SceneFeatures([feats[c] for c in cut], [centres[c] for c in cut], [counts[c] for c in cut])
+
+    def visual_tokens(self, features: SceneFeatures, frames: list[FrameInputs] | None) -> list[Tensor]:
+        """Per item: [scene tokens; image tokens] at the LLM width."""
+        out = []
+        for b in range(len(features.feats)):
+            parts = []
+            if self.scene_proj is not None:
+                k = min(self.config.scene_tokens, features.feats[b].shape[0])
+                # the largest superpoints, kept in index order so the sequence does not depend on ties
+                chosen = torch.topk(features.counts[b].float(), k, sorted=False).indices.sort().values
+                tokens = self.scene_proj(features.feats[b][chosen])
+                parts.append(
+                    tokens + sinusoidal_3d(features.centres[b][chosen], self.hidden).to(tokens.dtype)
+                )
+            if self.image is not None:
+                if frames is None or len(frames) != len(features.feats):
+                    raise ModelError(
+                        None, "Dense3D has an image branch: give each item's frames (Dense3DInputs)"
+                    )
+                f = frames[b]
+                parts.append(self.image(f.pixels, f.depth, f.intrinsics, f.cam_to_world).tokens)
+            out.append(torch.cat(parts).to(self.llm.get_input_embeddings().weight.dtype))
+        return out
+
+    # ------------------------------------------------------------------------------------------ training
+
+    def forward(self, inputs: Dense3DInputs | SceneBatch) -> dict[str, Tensor]:
+        inputs = inputs if isinstance(inputs, Dense3DInputs) else Dense3DInputs(inputs)
+        scene = inputs.scene
+        if scene.samples is None or scene.superpoint_mask is None:
+            raise ModelError(
+                None, "Dense3D training needs referring samples in the batch (questions and targets)"
+            )
+        features = self.encode_scene(scene)
+        visual = self.visual_tokens(features, inputs.frames)
+        text = self.processor.batch(scene.questions, scene.answers)
+        spliced = embed_with_prefix(
+            self.llm, text.input_ids, visual, self.ids.image, text.attention_mask, text.labels, self.ids.pad
+        )
+        out = self.llm(
+            inputs_embeds=spliced.inputs_embeds,
+            attention_mask=spliced.attention_mask,
+            position_ids=spliced.position_ids,
+            labels=spliced.labels,
+            output_hidden_states=True,
+        )
+        positions = seg_positions(spliced.labels, self.ids.seg, self.config.seg_rule)
+        query, has_seg = self.seg_head.queries_from_hidden(out.hidden_states[-1], positions)
+        decoded = self.decoder(query, features.feats)
+        bounds = scene.superpoint_offsets.tolist()
+        targets = [scene.superpoint_mask[bounds[b] : bounds[b + 1]] for b in range(scene.batch_size)]
+        seg = self.seg_loss(decoded, targets, sample_mask=has_seg)
+        loss = self.config.lm_weight * out.loss + self.config.seg_weight * seg["loss"]
+        return {
+            "loss": loss,
+            "loss_lm": out.loss.detach(),
+            "loss_bce": seg["bce"].detach(),
+            "loss_dice": seg["dice"].detach(),
+            "loss_score": seg["score"].detach(),
+            "iou": seg["iou"],
+        }
+
+    # ------------------------------------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def predict(
+        self, inputs: Dense3DInputs | SceneBatch, questions: list[str] | None = None
+    ) -> list[Dense3DPrediction]:
+        """Generate each item's answer and turn its [SEG] states into a point mask (module docstring)."""
+        inputs = inputs if isinstance(inputs, Dense3DInputs) else Dense3DInputs(inputs)
+        scene = inputs.scene
+        questions = questions if questions is not None else scene.questions
+        if len(questions) != scene.batch_size:
+            raise ModelError(None, f"{len(questions)} questions for a batch of {scene.batch_size} scenes")
+        features = self.encode_scene(scene)
+        visual = self.visual_tokens(features, inputs.frames)
+        text = self.processor.batch(questions, padding_side="left")
+        spliced = embed_with_prefix(
+            self.llm, text.input_ids, visual, self.ids.image, text.attention_mask, None, self.ids.pad, "left"
+        )
+        new_ids = generate_with_prefix(self.llm, spliced, max_new_tokens=self.config.max_new_tokens)
+        full = append_tokens(self.llm, spliced, new_ids, self.ids.pad)
+        out = self.llm(
+            inputs_embeds=full.inputs_embeds,
+            attention_mask=full.attention_mask,
+            position_ids=full.position_ids,
+            output_hidden_states=True,
+        )
+        generated = torch.zeros_like(full.attention_mask, dtype=torch.bool)
+        generated[:, spliced.input_ids.shape[1] :] = True  # only [SEG]s the model generated count
+        positions = seg_positions(full.input_ids, self.ids.seg, self.config.seg_rule) & generated
+        positions &= full.attention_mask.bool()
+        query, has_seg = self.seg_head.queries_from_hidden(out.hidden_states[-1], positions)
+        decoded = self.decoder(query, features.feats)
+        logits = empty_mask_where_missing(decoded.pred_masks, has_seg)[:, 0]  # [B, S]
+        scores = decoded.pred_scores[:, 0]
+        return [
+            self._prediction(scene, b, logits[b], bool(has_seg[b]), float(scores[b]), new_ids[b])
+            for b in range(scene.batch_size)
+        ]
+
+    def _prediction(
+        self, scene: SceneBatch, b: int, logits: Tensor, has_seg: bool, score: float, new_ids: Tensor
+    ) -> Dense3DPrediction:
+        s0, s1 = int(scene.superpoint_offsets[b]), int(scene.superpoint_offsets[b + 1])
+        p0, p1 = int(scene.point_offsets[b]), int(scene.point_offsets[b + 1])
+        probs = logits[: s1 - s0].float().sigmoid()
+        local = scene.superpoint_ids[p0:p1] - s0
+        mask = (probs[local] > self.config.decoder.mask_threshold).cpu().numpy()
+        if mask.sum() < self.config.min_mask_points:
+            mask[:] = False
+        answer = self.tokenizer.decode(new_ids, skip_special_tokens=False)
+        for end in (self.processor.end_text, self.tokenizer.pad_token or ""):
+            if end and end in answer:
+                answer = answer.split(end)[0]
+        return Dense3DPrediction(
+            scene.scene_ids[b], mask, probs.cpu().numpy(), answer.strip(), has_seg, score
+        )

@@ -1,0 +1,152 @@
+"""Dense3D's training task: preset + dataset root -> the two stages of `python -m core train dense3d`.
+
+Stage 1 (when the preset has a `pretrain` part and no `--init` is given) pretrains the sparse U-Net on the
+train scenes' semantic and instance labels into `OUT/backbone/`; stage 2 trains the whole model on the
+referring samples (ScanRefer, Multi3DRefer and any DenseScan files named in the preset or `data`), its
+U-Net starting from stage 1. `--init CHECKPOINT` fine-tunes a trained Dense3D instead (e.g. on reviewed
+records) and skips stage 1. Both stages run through `core.train.loop.train`, so both resume exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from core.data.datasets import (
+    RefSegDataset,
+    SceneCache,
+    SceneCacheConfig,
+    SceneDataset,
+    collate,
+    load_samples,
+)
+from core.data.datasets.refseg import read_split, summarize
+from core.models.common.backbone_pretrain import BackbonePretrainConfig, BackbonePretrainer
+from core.models.common.image_tokens import FrameInputs
+from core.models.common.pretrained import config_from_dict
+from core.models.dense3d.configuration_dense3d import Dense3DConfig
+from core.models.dense3d.modeling_dense3d import Dense3DInputs, Dense3DModel
+from core.models.errors import ModelError
+from core.train.config import TrainConfig
+from core.train.loop import TrainJob, latest_checkpoint, train
+
+DATA_KEYS = {"split", "sources", "densescan", "levels", "cache_dir", "max_samples"}
+
+
+class FramesDataset(Dataset):
+    """Referring items with their scene's frames (chosen and preprocessed once per scene, kept in memory),
+    for a model with an image branch."""
+
+    def __init__(self, items: RefSegDataset, model: Dense3DModel, root: Path):
+        self.items, self.model, self.root = items, model, root
+        self._frames: dict[str, FrameInputs] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def frames(self, scene_id: str) -> FrameInputs:
+        if scene_id not in self._frames:
+            from core.scene.scannet import load_scene
+
+            self._frames[scene_id] = self.model.image.select_and_load(load_scene(self.root, scene_id))
+        return self._frames[scene_id]
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        return item, self.frames(item.scene.scene_id)
+
+
+def collate_with_frames(pairs: list) -> Dense3DInputs:
+    return Dense3DInputs(collate([item for item, _ in pairs]), [frames for _, frames in pairs])
+
+
+def collate_inputs(items: list) -> Dense3DInputs:
+    return Dense3DInputs(collate(items))
+
+
+def _data_options(preset: dict[str, Any]) -> dict[str, Any]:
+    data = dict(preset["data"])
+    unknown = sorted(set(data) - DATA_KEYS)
+    if unknown:
+        raise ModelError(
+            preset.get("source"), f"data: unknown key(s) {', '.join(unknown)} (known: {sorted(DATA_KEYS)})"
+        )
+    return data
+
+
+def _cache(root: Path, out: Path, voxel_size: float, options: dict[str, Any]) -> SceneCache:
+    return SceneCache(
+        root, Path(options.get("cache_dir") or out / "scene_cache"), SceneCacheConfig(voxel_size=voxel_size)
+    )
+
+
+def backbone_job(preset: dict[str, Any], root: Path, out: Path) -> TrainJob:
+    """Stage 1: the U-Net with semantic and offset heads over the train scenes."""
+    options = _data_options(preset)
+    model_config = config_from_dict(Dense3DConfig, preset["model"], preset.get("source"))
+    config = BackbonePretrainConfig(unet=model_config.unet, voxel_size=model_config.voxel_size)
+    scenes = read_split(root, options.get("split", "train"))
+    dataset = SceneDataset(scenes, _cache(root, out, config.voxel_size, options))
+    train_config = TrainConfig.from_dict(preset["pretrain"], "pretrain")
+    recipe = {"stage": "backbone", "preset": preset.get("source"), "data": str(root), "scenes": scenes}
+    return TrainJob(BackbonePretrainer(config), dataset, collate, train_config, out, recipe)
+
+
+def refseg_job(
+    preset: dict[str, Any], root: Path, out: Path, init: Path | None, backbone: Path | None
+) -> TrainJob:
+    """Stage 2: the whole model on the referring samples of the split."""
+    options = _data_options(preset)
+    if init is not None:
+        model = Dense3DModel.from_pretrained(init)
+        model.train()
+    else:
+        model = Dense3DModel(config_from_dict(Dense3DConfig, preset["model"], preset.get("source")))
+        if backbone is not None:
+            pretrained = BackbonePretrainer.from_pretrained(backbone)
+            model.backbone.load_state_dict(pretrained.backbone.state_dict())
+    samples = load_samples(
+        root,
+        options.get("split", "train"),
+        sources=options.get("sources", ("scanrefer", "multi3drefer")),
+        densescan=options.get("densescan", ()),
+        levels=options.get("levels", ("object", "scenario")),
+    )
+    if options.get("max_samples"):
+        samples = samples[: int(options["max_samples"])]
+    if not samples:
+        raise ModelError(root, f"no referring samples in split {options.get('split', 'train')!r}")
+    items = RefSegDataset(samples, _cache(root, out, model.config.voxel_size, options))
+    if model.image is not None:
+        dataset, collate_fn = FramesDataset(items, model, root), collate_with_frames
+    else:
+        dataset, collate_fn = items, collate_inputs
+    recipe = {
+        "stage": "dense3d",
+        "preset": preset.get("source"),
+        "data": str(root),
+        "init": str(init) if init else None,
+        "backbone": str(backbone) if backbone else None,
+        "samples": summarize(samples),
+        "reviewed_records": sum(1 for s in samples if s.provenance.get("review_status")),
+    }
+    train_config = TrainConfig.from_dict(preset["train"], "train")
+    return TrainJob(model, dataset, collate_fn, train_config, out, recipe, [s.to_json() for s in samples])
+
+
+def run(
+    preset: dict[str, Any], root: Path, out: Path, init: Path | None, resume: bool, stop_after: int | None
+):
+    """Both stages; returns the final model folder (None when `stop_after` ended the run early)."""
+    torch.manual_seed(TrainConfig.from_dict(preset["train"], "train").seed)
+    backbone = None
+    if init is None and preset.get("pretrain"):
+        stage = out / "backbone"
+        backbone = stage / "model"
+        if not (backbone / "config.json").is_file():
+            train(backbone_job(preset, root, stage), resume=resume and latest_checkpoint(stage) is not None)
+    job = refseg_job(preset, root, out, init, backbone)
+    return train(job, resume=resume, stop_after=stop_after)

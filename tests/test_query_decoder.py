@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from core.models.common.llm import seg_positions
 from core.models.dense3d.loss import SegLoss, SegLossConfig, gt_superpoint_mask
 from core.models.dense3d.query_decoder import (
     CrossAttentionLayer,
@@ -20,8 +21,6 @@ from core.models.dense3d.seg_head import (
     EMPTY_LOGIT,
     SegHead,
     empty_mask_where_missing,
-    pool_seg_states,
-    seg_token_mask,
 )
 from core.models.errors import ModelError
 
@@ -206,35 +205,14 @@ def test_bad_inputs_give_clear_errors():
 # ---------------------------------------------------------------- [SEG] head
 
 
-def test_seg_positions_pooling_and_empty_convention():
+def test_seg_head_queries_and_empty_convention():
     ids = torch.tensor([[5, 9, 7, 9], [5, 6, 7, 8], [9, 1, 2, 3]])
-    assert seg_token_mask(ids, 9).tolist() == [
-        [False, True, False, True],
-        [False] * 4,
-        [True, False, False, False],
-    ]
-    assert seg_token_mask(ids, 9, rule="predicting").tolist() == [
-        [True, False, True, False],
-        [False] * 4,
-        [False] * 4,
-    ]
     hidden = torch.arange(3 * 4 * 2, dtype=torch.float32).reshape(3, 4, 2)
-    pooled, has = pool_seg_states(hidden, seg_token_mask(ids, 9))
-    assert has.tolist() == [True, False, True]
-    assert torch.equal(pooled[0], (hidden[0, 1] + hidden[0, 3]) / 2)  # several [SEG] -> averaged
-    assert torch.equal(pooled[1], torch.zeros(2))  # none -> zero vector
-    assert torch.equal(pooled[2], hidden[2, 0])
-    # per-sample position lists give the same
-    listed, has2 = pool_seg_states(hidden, [[1, 3], [], torch.tensor([0])])
-    assert torch.equal(listed, pooled) and torch.equal(has, has2)
-    with pytest.raises(ModelError, match="out of range"):
-        pool_seg_states(hidden, [[4], [], []])
-
     torch.manual_seed(0)
     head = SegHead(hidden_size=2, d_model=16, proj_dim=8)
     assert [type(m).__name__ for m in head.text_hidden_fcs] == ["Linear", "ReLU", "Linear"]
     assert head.text_hidden_fcs[2].out_features == 8 and head.to_query.in_features == 8
-    query, has3 = head.queries_from_hidden(hidden, [[1, 3], [], [0]])
+    query, has3 = head.queries_from_hidden(hidden, seg_positions(ids, 9))
     assert query.shape == (3, 1, 16) and has3.tolist() == [True, False, True]
     assert torch.allclose(query[1, 0], head(torch.zeros(2)))
     logits = torch.randn(3, 1, 5)
@@ -351,7 +329,8 @@ def test_overfits_one_query_to_iou_above_0_9():
     cfg = QueryDecoderConfig(d_model=64, num_heads=4, num_layers=2, ffn_dim=128, in_channels=32)
     decoder, head = QueryDecoder(cfg), SegHead(hidden_size=48, d_model=64, proj_dim=64)
     hidden = torch.randn(2, 6, 48)  # fixed "LLM outputs"; [SEG] at position 4 (and 2 and 5 in sample 1)
-    positions = [[4], [2, 5]]
+    positions = torch.zeros(2, 6, dtype=torch.bool)
+    positions[0, 4] = positions[1, 2] = positions[1, 5] = True
     feats = [torch.randn(80, 32), torch.randn(50, 32)]
     targets = [torch.zeros(80), torch.zeros(50)]
     targets[0][torch.randperm(80)[:23]] = 1.0

@@ -11,7 +11,6 @@ leaves it (`../../review.db`, an absolute path, a symlink out) is skipped with a
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 import gradio as gr
 
 from app.scene_view import SceneView, render_bev
+from core.annotate.document import DOCUMENT_FILE, ObjectEntry, SceneAnnotation, read_annotation
 from core.scene.render import BEVImage
 from core.scene.scannet import Scene, list_scenes, load_scene
 from review import ItemView, ReviewService
@@ -72,7 +72,7 @@ class AppContext:
     auth: bool = False
     local_user: str = "local"  # who acts when --auth is off
     _scenes: OrderedDict[str, LoadedScene] = field(default_factory=OrderedDict)
-    _docs: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    _docs: dict[str, SceneAnnotation | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # scenes --------------------------------------------------------------------------------------------
@@ -114,30 +114,26 @@ class AppContext:
 
     # annotation documents ------------------------------------------------------------------------------
 
-    def doc(self, scene_id: str) -> dict[str, Any] | None:
+    def doc(self, scene_id: str) -> SceneAnnotation | None:
         if scene_id not in self._docs:
             self._docs[scene_id] = self._read_doc(scene_id)
         return self._docs[scene_id]
 
-    def _read_doc(self, scene_id: str) -> dict[str, Any] | None:
+    def _read_doc(self, scene_id: str) -> SceneAnnotation | None:
+        """The scene's document, None when the pipeline has not written one; a malformed one is an
+        `AnnotateError` naming the file and key."""
         if self.annotations is None:
             return None
-        path = self.scene_folder(scene_id) / "annotation.json"
-        if not path.is_file():
-            return None
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        path = self.scene_folder(scene_id) / DOCUMENT_FILE
+        return read_annotation(path) if path.is_file() else None
 
     def scene_folder(self, scene_id: str) -> Path:
         assert self.annotations is not None
         return self.annotations / "scenes" / Path(scene_id).name
 
-    def object_entry(self, scene_id: str, object_id: int) -> dict[str, Any] | None:
+    def object_entry(self, scene_id: str, object_id: int) -> ObjectEntry | None:
         doc = self.doc(scene_id)
-        for obj in (doc or {}).get("objects", []):
-            if obj.get("object_id") == object_id:
-                return obj
-        return None
+        return doc.object(object_id) if doc is not None else None
 
     # what an item shows --------------------------------------------------------------------------------
 
@@ -147,7 +143,7 @@ class AppContext:
         if item.key.level != "object":
             return []
         obj = self.object_entry(item.key.scene_id, object_id_of(item) or -1)
-        return list(((obj or {}).get("verification") or {}).get("claims") or [])
+        return list(obj.verification.claims) if obj is not None and obj.verification else []
 
     def images(self, item: ItemView) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """(crops, highlighted frames) as (path, caption) pairs for the item's object; refused paths are
@@ -176,17 +172,18 @@ class AppContext:
             if path is not None:
                 into.insert(0 if first else len(into), (str(path), caption))
 
-        obj = self.object_entry(scene_id, object_id) or {}
-        for view in obj.get("views", []):
-            label = f"frame {view.get('frame_id')} · score {view.get('score', 0):.2f}"
-            for crop in view.get("crops", []):
+        obj = self.object_entry(scene_id, object_id)
+        for view in obj.views if obj is not None else []:
+            label = f"frame {view.frame_id} · score {view.score:.2f}"
+            for crop in view.crops:
                 add(found.crops, crop, label)
-            if view.get("highlight"):
-                add(found.highlights, view["highlight"], label)
-        if item.key.level == "frame":
-            for frame in (self.doc(scene_id) or {}).get("frames", []):
-                if str(frame.get("frame_id")) == str(item.extra.get("frame_id")) and frame.get("image"):
-                    add(found.highlights, frame["image"], f"frame {frame['frame_id']} (this caption)", True)
+            if view.highlight:
+                add(found.highlights, view.highlight, label)
+        doc = self.doc(scene_id)
+        if item.key.level == "frame" and doc is not None:
+            for frame in doc.frames:
+                if frame.frame_id == str(item.extra.get("frame_id")) and frame.image:
+                    add(found.highlights, frame.image, f"frame {frame.frame_id} (this caption)", True)
         return found
 
     def other_levels(self, item: ItemView) -> list[tuple[str, str]]:
@@ -196,20 +193,19 @@ class AppContext:
         if doc is None or object_id is None:
             return []
         out: list[tuple[str, str]] = []
-        obj = self.object_entry(item.key.scene_id, object_id)
-        if item.key.level != "object" and obj and obj.get("caption"):
-            out.append(("object", obj["caption"]))
-        for frame in doc.get("frames", []):
-            mentions = object_id == frame.get("object_id") or object_id in frame.get("visible_objects", [])
-            this_one = item.key.level == "frame" and str(frame.get("frame_id")) == item.extra.get("frame_id")
+        obj = doc.object(object_id)
+        if item.key.level != "object" and obj is not None and obj.caption:
+            out.append(("object", obj.caption))
+        for frame in doc.frames:
+            mentions = object_id == frame.object_id or object_id in frame.visible_objects
+            this_one = item.key.level == "frame" and frame.frame_id == str(item.extra.get("frame_id"))
             if mentions and not this_one:
-                out.append((f"frame {frame.get('frame_id')}", frame.get("description", "")))
-        narrative = doc.get("narrative") or {}
-        if any(object_id in m.get("object_ids", []) for m in narrative.get("main_objects", [])):
-            out.append(("scene", narrative.get("text", "")))
-        for scenario in doc.get("scenarios", []):
-            if object_id in scenario.get("answer_object_ids", []):
-                out.append(("scenario", f"{scenario.get('question', '')} → {scenario.get('answer', '')}"))
+                out.append((f"frame {frame.frame_id}", frame.description))
+        if any(object_id in m.object_ids for m in doc.narrative.main_objects):
+            out.append(("scene", doc.narrative.text))
+        for scenario in doc.scenarios:
+            if object_id in scenario.answer_object_ids:
+                out.append(("scenario", f"{scenario.question} → {scenario.answer}"))
         return out
 
     def images_root(self) -> Path:

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from app.context import AppContext
 from app.review_tab import TabLoad, acting_user
 from core.annotate import stats
+from core.annotate.document import SceneAnnotation
 from core.data.densescan import DenseScanRecord, read_densescan
 from review.stats import VOTES, queue_by_status, votes_by_action, votes_per_day
 
@@ -103,7 +104,7 @@ def annotator_figure(rows: list[Any]) -> go.Figure:
     return _layout(figure, "votes per annotator")
 
 
-def dataset_figures(records: list[DenseScanRecord], docs: list[dict[str, Any]]) -> list[go.Figure]:
+def dataset_figures(records: list[DenseScanRecord], docs: list[SceneAnnotation]) -> list[go.Figure]:
     """Captions per level, words per caption, categories, verification outcomes."""
     verdicts = stats.claim_verdicts(docs)
     kinds = list(verdicts)

@@ -100,7 +100,7 @@ def object_panel(ctx: AppContext, scene_id: str, object_id: int | None) -> tuple
         parts.append("<h4>other levels mentioning it</h4>" + html.other_levels_html(ctx.other_levels(own[0])))
     entry = ctx.object_entry(scene_id, object_id)
     if not own:
-        reason = (entry or {}).get("reason") or "no caption for this object"
+        reason = (entry.reason if entry is not None else None) or "no caption for this object"
         parts.append(f'<p class="muted">{html.escape(str(reason))}</p>')
     frames = []
     if own:

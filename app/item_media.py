@@ -73,10 +73,10 @@ def pictures(ctx: AppContext, item: ItemView) -> tuple[list[Picture], list[Pictu
     boxes: dict[str, tuple[int, int, int, int]] = {}
     if ctx.annotations is not None and object_id is not None:
         folder = ctx.scene_folder(item.key.scene_id)
-        for view in (ctx.object_entry(item.key.scene_id, object_id) or {}).get("views", []):
-            box, name = view.get("bbox"), view.get("highlight")
-            if isinstance(name, str) and isinstance(box, list) and len(box) == 4:
-                boxes[str((folder / name).resolve())] = tuple(int(v) for v in box)
+        entry = ctx.object_entry(item.key.scene_id, object_id)
+        for view in entry.views if entry is not None else []:
+            if len(view.bbox) == 4:
+                boxes[str((folder / view.highlight).resolve())] = tuple(view.bbox)
     crops = [Picture(Path(path), caption) for path, caption in found.crops[:MAX_CROPS]]
     frames = [
         Picture(Path(path), caption, boxes.get(str(Path(path).resolve())))

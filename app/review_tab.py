@@ -28,6 +28,7 @@ from app import workflow
 from app.access import AccessDenied, resolve_user
 from app.context import AppContext, object_id_of
 from app.item_media import ItemMedia, MediaCache
+from core.annotate.document import ObjectEntry
 from review import Action, Edit, QueueFilter, RejectReason
 from review.stats import done_today, queue_by_status, user_acceptance_rate
 from review.why import why_of
@@ -333,7 +334,7 @@ def header_html(
     )
 
 
-def document_entry(ctx: AppContext, item: Any) -> dict[str, Any] | None:
+def document_entry(ctx: AppContext, item: Any) -> ObjectEntry | None:
     """The object's entry of the pipeline's scene document (evidence for records that lack it)."""
     object_id = object_id_of(item)
     if item.key.level != "object" or object_id is None:

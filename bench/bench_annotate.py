@@ -39,9 +39,9 @@ def main() -> None:
             total = time.perf_counter() - start
             timings = {**result.timings, "total": total}
             if best is None or total < best["total"]:
-                best, doc = timings, result.doc
-    objects = doc["objects"]
-    views = sum(len(o["views"]) for o in objects)
+                best, doc = timings, result.document
+    objects = doc.objects
+    views = sum(len(o.views) for o in objects)
     print(
         f"scene {scene_id}: {args.frames} frames, {len(objects)} objects, {views} views, grounded captioner"
     )

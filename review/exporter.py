@@ -1,11 +1,14 @@
-"""The reviewed training set: items back in the DenseScan record format, with human decisions applied.
+"""The reviewed training set: items back as DenseScan records (`core.data.densescan.DenseScanRecord`,
+the one record type), with human decisions applied.
 
-Each record has the ScanRefer fields (`scene_id`, `object_id`, `object_name`, `ann_id`, `description`,
-`token`), the DenseScan fields (`level`, `status`, `confidence`, `source`, and for scenario items
-`question`, `answer`, `answer_object_ids`), the pipeline's extra fields as they were imported, and its
-provenance: `revision` (the head revision number), `reviewer` (who made the deciding vote),
-`review_status` and `edited`. Edited text replaces the pipeline's, with `token` recomputed from it.
-Rejected items are never exported.
+Each record has the ScanRefer fields, the DenseScan fields (`level`, `status`, `confidence`, `source`,
+and for scenario items `question`, `answer`, `answer_object_ids`), the pipeline's evidence and extra
+fields as they were imported, and its provenance as typed fields: `revision` (the head revision number),
+`reviewer` (who made the deciding vote), `review_status`, `edited` and, when a person changed the text,
+the pipeline's original in `pipeline_description` (`pipeline_question` / `pipeline_answer`). Edited text
+replaces the pipeline's, with `token` recomputed by `core.text.scanrefer_tokens`, the tokenizer the
+pipeline writes with, so an edited and an unedited record of the same text carry the same tokens.
+Rejected items are never exported. The file is written by `core.data.densescan.write_densescan`.
 
 The output path is checked before anything is written: a folder (or a path ending in `/`) is refused
 rather than guessed into, and a write that fails (no space, no permission) leaves no temp file behind.
@@ -14,15 +17,16 @@ rather than guessed into, and a write that fails (no space, no permission) leave
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from core.atomic import atomic_write_json
-from core.text import scanrefer_tokens as tokenize
+from core.data.densescan import DenseScanRecord, write_densescan
+from core.data.errors import DataError
+from core.text import scanrefer_tokens
+from review.convert import item_key
 from review.errors import ReviewError
 from review.schema import Decision, Item, Revision, User
 from review.views import ReviewStatus
@@ -49,34 +53,58 @@ def _last_voters(session: Session) -> dict[int, str]:
     return dict(rows)  # later rows overwrite earlier ones: the last vote per item
 
 
-def export_record(item: Item, head: Revision, reviewer: str | None) -> dict[str, Any]:
-    """One item as a DenseScan record with its provenance."""
-    edited = (head.description, head.question, head.answer) != (
-        item.pipeline_description,
-        item.pipeline_question,
-        item.pipeline_answer,
-    )
-    record: dict[str, Any] = {
+def stored_record(item: Item) -> DenseScanRecord:
+    """The item as the pipeline gave it: its columns and the evidence kept in `extra`."""
+    raw = {
+        **item.extra,
         "scene_id": item.scene_id,
         "object_id": item.object_id,
         "object_name": item.object_name,
         "ann_id": item.ann_id,
-        "description": head.description,
-        "token": tokenize(head.description) if edited else list(item.pipeline_token),
+        "description": item.pipeline_description,
+        "token": list(item.pipeline_token),
         "level": item.level,
         "status": item.pipeline_status,
         "confidence": item.confidence,
         "source": item.source,
     }
     if item.level == "scenario":
-        record.update(question=head.question, answer=head.answer, answer_object_ids=item.answer_object_ids)
-    for name, value in item.extra.items():
-        record.setdefault(name, value)
-    record.update(revision=head.number, reviewer=reviewer, review_status=item.review_status, edited=edited)
-    return record
+        raw |= {
+            "question": item.pipeline_question,
+            "answer": item.pipeline_answer,
+            "answer_object_ids": item.answer_object_ids,
+        }
+    try:
+        return DenseScanRecord.from_json(raw, index=str(item_key(item)))
+    except DataError as exc:
+        raise ReviewError(None, f"item {item_key(item)} cannot be exported: {exc}") from None
 
 
-def export_records(session: Session, status: str = "approved") -> list[dict[str, Any]]:
+def export_record(item: Item, head: Revision, reviewer: str | None) -> DenseScanRecord:
+    """One item as a DenseScan record with its provenance."""
+    stored = stored_record(item)
+    edited = (head.description, head.question, head.answer) != (
+        item.pipeline_description,
+        item.pipeline_question,
+        item.pipeline_answer,
+    )
+    return replace(
+        stored,
+        description=head.description,
+        token=scanrefer_tokens(head.description) if edited else stored.token,
+        question=head.question if item.level == "scenario" else None,
+        answer=head.answer if item.level == "scenario" else None,
+        revision=head.number,
+        reviewer=reviewer,
+        review_status=item.review_status,
+        edited=edited,
+        pipeline_description=item.pipeline_description if edited else None,
+        pipeline_question=item.pipeline_question if edited else None,
+        pipeline_answer=item.pipeline_answer if edited else None,
+    )
+
+
+def export_records(session: Session, status: str = "approved") -> list[DenseScanRecord]:
     """The records to export, sorted by item key, from one consistent snapshot."""
     if status not in EXPORT_CHOICES:
         raise ReviewError(None, f"unknown export status {status!r} (one of {', '.join(EXPORT_CHOICES)})")
@@ -107,18 +135,18 @@ def check_export_path(path: str | Path) -> Path:
     return path
 
 
-def write_export(path: str | Path, records: list[dict[str, Any]]) -> ExportReport:
-    """Write the records atomically: a reader never sees half a file."""
+def write_export(path: str | Path, records: list[DenseScanRecord]) -> ExportReport:
+    """Write the records atomically (`write_densescan`): a reader never sees half a file."""
     path = check_export_path(path)
     try:
-        atomic_write_json(path, records)
+        write_densescan(path, records)
     except OSError as exc:
         raise ReviewError(path, f"cannot write the export: {exc.strerror or exc}", code="input") from exc
     report = ExportReport(path=path, records=len(records))
     for record in records:
-        report.edited += bool(record["edited"])
-        status = record["review_status"]
+        report.edited += bool(record.edited)
+        status = str(record.review_status)
         report.by_review_status[status] = report.by_review_status.get(status, 0) + 1
-        per_level = report.by_level.setdefault(str(record["level"]), {})
+        per_level = report.by_level.setdefault(record.level, {})
         per_level[status] = per_level.get(status, 0) + 1
     return report

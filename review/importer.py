@@ -19,9 +19,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from core.data.densescan import DenseScanRecord
 from review.config import ReviewConfig
 from review.convert import item_key
-from review.records import ItemKey, PipelineRecord
+from review.records import ItemKey, record_key
 from review.revisions import append_revision
 from review.schema import Decision, Item, Revision
 from review.views import Edit, ReviewStatus
@@ -54,7 +55,21 @@ class ImportReport:
         )
 
 
-def _pipeline_fields(record: PipelineRecord, config: ReviewConfig) -> dict[str, object]:
+# the record's fields the item keeps in columns of its own; every other field is kept in `extra`
+COLUMN_FIELDS = frozenset(
+    {
+        "scene_id", "level", "object_id", "ann_id", "object_name", "description", "token", "status",
+        "confidence", "source", "question", "answer", "answer_object_ids",
+    }
+)  # fmt: skip
+
+
+def stored_extra(record: DenseScanRecord) -> dict[str, object]:
+    """The record's fields outside the item's columns (evidence, unknown fields), as it writes them."""
+    return {k: v for k, v in record.to_json().items() if k not in COLUMN_FIELDS}
+
+
+def _pipeline_fields(record: DenseScanRecord, config: ReviewConfig) -> dict[str, object]:
     return {
         "object_name": record.object_name,
         "pipeline_status": record.status,
@@ -62,30 +77,30 @@ def _pipeline_fields(record: PipelineRecord, config: ReviewConfig) -> dict[str, 
         "source": record.source,
         "pipeline_token": record.token,
         "answer_object_ids": record.answer_object_ids,
-        "extra": record.extra,
+        "extra": stored_extra(record),
         "priority": config.priority(record.status, record.confidence),
     }
 
 
-def _text(record: PipelineRecord) -> Edit:
+def _text(record: DenseScanRecord) -> Edit:
     return Edit(record.description, record.question, record.answer)
 
 
-def _add(session: Session, records: list[PipelineRecord], config: ReviewConfig, now: datetime) -> None:
+def _add(session: Session, records: list[DenseScanRecord], config: ReviewConfig, now: datetime) -> None:
     """Insert new items and their first revision in two bulk statements (an import can be 100k records)."""
     if not records:
         return
     rows = [
         {
-            "scene_id": r.key.scene_id,
-            "level": r.key.level,
-            "object_id": r.key.object_id,
-            "ann_id": r.key.ann_id,
+            "scene_id": r.scene_id,
+            "level": r.level,
+            "object_id": r.object_id,
+            "ann_id": r.ann_id,
             "pipeline_description": r.description,
             "pipeline_question": r.question,
             "pipeline_answer": r.answer,
             "pipeline_changed": False,
-            "reviews_required": config.reviews_required(r.key),
+            "reviews_required": config.reviews_required(record_key(r)),
             "review_status": ReviewStatus.PENDING.value,
             "head_revision": 1,
             "last_revision": 1,
@@ -117,7 +132,7 @@ def _add(session: Session, records: list[PipelineRecord], config: ReviewConfig, 
 def _update(
     session: Session,
     item: Item,
-    record: PipelineRecord,
+    record: DenseScanRecord,
     human_touched: bool,
     config: ReviewConfig,
     now: datetime,
@@ -161,7 +176,7 @@ def _update(
 
 def import_records(
     session: Session,
-    records: list[PipelineRecord],
+    records: list[DenseScanRecord],
     source: Path,
     config: ReviewConfig,
     now: datetime,
@@ -172,15 +187,15 @@ def import_records(
     existing = {item_key(item): item for item in session.scalars(select(Item))}
     touched_ids = set(session.scalars(select(Revision.item_id).where(Revision.author_id.is_not(None))))
     touched_ids |= set(session.scalars(select(Decision.item_id).where(Decision.kind != "skip")))
-    new: list[PipelineRecord] = []
-    iterator: Iterable[PipelineRecord] = tqdm(records, desc="import", unit="rec") if progress else records
+    new: list[DenseScanRecord] = []
+    iterator: Iterable[DenseScanRecord] = tqdm(records, desc="import", unit="rec") if progress else records
     for record in iterator:
-        item = existing.get(record.key)
+        item = existing.get(record_key(record))
         if item is None:
             new.append(record)
         else:
             _update(session, item, record, item.id in touched_ids, config, now, report)
     _add(session, new, config, now)
     report.added = len(new)
-    report.missing = len(existing.keys() - {r.key for r in records})
+    report.missing = len(existing.keys() - {record_key(r) for r in records})
     return report

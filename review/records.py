@@ -1,15 +1,15 @@
-"""The DenseScan annotation record the pipeline writes and the export gives back, and its validation.
+"""Reading the pipeline's output into the store's terms: validated `DenseScanRecord`s and their item keys.
 
-`<annotations>/densescan.json` is a JSON list of records: the ScanRefer fields (`scene_id`, `object_id`,
-`object_name`, `ann_id`, `description`, `token`) plus `level`, `status` (the pipeline's verification
-outcome), `confidence` and `source`; scenario questions add `question`, `answer`, `answer_object_ids`.
-Any other field (claims, frame_id, image paths, ...) is kept as it is in `extra`.
+`<annotations>/densescan.json` is a JSON list of DenseScan records, the one record type of
+`core.data.densescan` (ScanRefer fields, level, status, confidence, source, scenario fields, the
+pipeline's evidence); `read_annotations` parses it into `DenseScanRecord`s after the store's own checks.
 
 Every record is checked here against what both backends can store, so that SQLite and PostgreSQL give
 the same answer: identifiers and names must fit their column (`scene_id` at most 64 characters, ...;
 SQLite would accept more, PostgreSQL would refuse the whole import with a database error), and no string
 anywhere in a record, field names included, may hold a NUL character or a lone surrogate (PostgreSQL
-cannot store the first; neither backend can encode the second, nor can the export).
+cannot store the first; neither backend can encode the second, nor can the export). The store also
+needs what a foreign DenseScan file may omit: a `status`, a `confidence` in 0..1, a `source`.
 """
 
 from __future__ import annotations
@@ -19,19 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.text import scanrefer_tokens as tokenize
+from core.data.densescan import LEVELS, STATUSES, DenseScanRecord
+from core.data.errors import DataError
 from review.errors import ReviewError
 from review.schema import Decision, Item
 
 ANNOTATION_FILE = "densescan.json"
-LEVELS = ("object", "frame", "scene", "scenario")
-PIPELINE_STATUSES = ("accepted", "flagged", "rejected")
-MODELED_FIELDS = frozenset(
-    {
-        "scene_id", "object_id", "object_name", "ann_id", "description", "token", "level", "status",
-        "confidence", "source", "question", "answer", "answer_object_ids",
-    }
-)  # fmt: skip
+PIPELINE_STATUSES = STATUSES
 MAX_REPORTED_PROBLEMS = 20
 # the longest value each length-limited column takes, read from the schema so the two never disagree
 MAX_LENGTHS = {
@@ -54,21 +48,9 @@ class ItemKey:
         return f"{self.scene_id}/{self.level}/{self.object_id}/{self.ann_id}"
 
 
-@dataclass(frozen=True)
-class PipelineRecord:
-    """One validated record of the pipeline's output."""
-
-    key: ItemKey
-    object_name: str
-    description: str
-    token: list[str]
-    status: str
-    confidence: float
-    source: str
-    question: str | None
-    answer: str | None
-    answer_object_ids: list[int] | None
-    extra: dict[str, Any]
+def record_key(record: DenseScanRecord) -> ItemKey:
+    """The store's identity of a record."""
+    return ItemKey(record.scene_id, record.level, record.object_id, record.ann_id)
 
 
 def text_problem(value: str) -> str | None:
@@ -144,43 +126,36 @@ def _choice(raw: dict[str, Any], field: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def parse_record(raw: Any) -> PipelineRecord:
-    """Validate one raw JSON record; a ValueError says which field is wrong and how."""
+def parse_record(raw: Any) -> DenseScanRecord:
+    """Validate one raw JSON record for the store; a ValueError says which field is wrong and how."""
     if not isinstance(raw, dict):
         raise ValueError(f"a record must be a JSON object, got {type(raw).__name__}")
     _check_strings(raw)
     level = _choice(raw, "level", LEVELS)
-    key = ItemKey(_id_string(raw, "scene_id"), level, _id_string(raw, "object_id"), _id_string(raw, "ann_id"))
+    for name in ("scene_id", "object_id", "ann_id"):
+        _id_string(raw, name)
     confidence = raw.get("confidence")
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
         raise ValueError(f"`confidence` must be a number in 0..1, got {confidence!r}")
-    question = answer = answer_ids = None
     if level == "scenario":
-        question, answer = _text(raw, "question"), _text(raw, "answer")
+        _text(raw, "question")
+        _text(raw, "answer")
         answer_ids = raw.get("answer_object_ids")
         if not isinstance(answer_ids, list) or not all(
             isinstance(i, int) and not isinstance(i, bool) for i in answer_ids
         ):
             raise ValueError(f"`answer_object_ids` must be a list of integers, got {answer_ids!r}")
-    description = _text(raw, "description", allow_empty=level == "scenario")
+    _text(raw, "description", allow_empty=level == "scenario")
     token = raw.get("token")
-    if token is None:
-        token = tokenize(description)
-    elif not isinstance(token, list) or not all(isinstance(t, str) for t in token):
+    if token is not None and (not isinstance(token, list) or not all(isinstance(t, str) for t in token)):
         raise ValueError("`token` must be a list of strings")
-    return PipelineRecord(
-        key=key,
-        object_name=_fits("object_name", _text(raw, "object_name")),
-        description=description,
-        token=list(token),
-        status=_choice(raw, "status", PIPELINE_STATUSES),
-        confidence=float(confidence),
-        source=_fits("source", _text(raw, "source")),
-        question=question,
-        answer=answer,
-        answer_object_ids=answer_ids,
-        extra={k: v for k, v in raw.items() if k not in MODELED_FIELDS},
-    )
+    _fits("object_name", _text(raw, "object_name"))
+    _choice(raw, "status", PIPELINE_STATUSES)
+    _fits("source", _text(raw, "source"))
+    try:  # the typed fields (evidence, provenance) as the one record type defines them
+        return DenseScanRecord.from_json(raw)
+    except DataError as exc:
+        raise ValueError(f"`{exc.field}` {exc.reason}" if exc.field else exc.reason) from None
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -198,7 +173,7 @@ def _describe(raw: Any, index: int) -> str:
     return f"record {index}"
 
 
-def read_annotations(folder: str | Path) -> list[PipelineRecord]:
+def read_annotations(folder: str | Path) -> list[DenseScanRecord]:
     """Read and validate `<folder>/densescan.json` completely; any problem raises before anything is used."""
     folder = Path(folder)
     path = folder / ANNOTATION_FILE if folder.is_dir() else folder
@@ -215,7 +190,7 @@ def read_annotations(folder: str | Path) -> list[PipelineRecord]:
     if not isinstance(raw_records, list):
         raise ReviewError(path, f"expected a JSON list of records, got {type(raw_records).__name__}", "input")
 
-    records: list[PipelineRecord] = []
+    records: list[DenseScanRecord] = []
     problems: list[str] = []
     first_seen: dict[ItemKey, int] = {}
     for index, raw in enumerate(raw_records):
@@ -224,10 +199,11 @@ def read_annotations(folder: str | Path) -> list[PipelineRecord]:
         except ValueError as exc:
             problems.append(f"{_describe(raw, index)}: {exc}")
             continue
-        if record.key in first_seen:
-            problems.append(f"{_describe(raw, index)}: same item key as record {first_seen[record.key]}")
+        key = record_key(record)
+        if key in first_seen:
+            problems.append(f"{_describe(raw, index)}: same item key as record {first_seen[key]}")
             continue
-        first_seen[record.key] = index
+        first_seen[key] = index
         records.append(record)
     if problems:
         shown = "\n  ".join(problems[:MAX_REPORTED_PROBLEMS])

@@ -4,10 +4,12 @@ The pipeline's object records carry `flag_reasons` (codes of `core.annotate.veri
 `consistency_answer` (the model's verdict on the views), `fusion_conflicts` (where the views disagreed)
 and `claims` (each with its verdict); the store keeps them in the item's `extra`. Records written
 before these fields existed lack them: such an item's reason is "no reason recorded", and the queue
-filter `NO_REASON` finds the flagged or rejected items of that kind. Malformed fields count as missing.
+filter `NO_REASON` finds the flagged or rejected items of that kind. Malformed fields (refused at
+import since the record is typed; a store filled earlier may hold them) count as missing.
 The evidence (answer, conflicts, claims) of such an item can still come from the pipeline's scene
-document (`annotation.json`) when the caller has it; its reasons are never guessed from it, so what the
-panel calls unrecorded is exactly what the filter finds.
+document (`annotation.json`, read as `core.annotate.document.SceneAnnotation`) when the caller has it;
+its reasons are never guessed from it, so what the panel calls unrecorded is exactly what the filter
+finds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.annotate.document import ObjectEntry
 from core.annotate.verify import CONTRADICTED, FLAG_REASONS, UNVERIFIABLE
 from review.views import ItemView
 
@@ -77,17 +80,17 @@ def _claim_texts(claims: Any, verdict: str) -> tuple[str, ...]:
     )
 
 
-def why_of(item: ItemView, document_entry: dict[str, Any] | None = None) -> Why:
+def why_of(item: ItemView, document_entry: ObjectEntry | None = None) -> Why:
     """The item's reasons and evidence as recorded at import; `document_entry` (the object's entry of the
-    scene document) fills in the evidence an older record lacks (see the module docstring)."""
+    scene document, `core.annotate.document.ObjectEntry`) fills in the evidence an older record lacks (see
+    the module docstring)."""
     extra = item.extra or {}
     reasons = _strings(extra.get("flag_reasons"))
-    entry = document_entry if isinstance(document_entry, dict) else {}
-    check = entry.get("verification") if isinstance(entry.get("verification"), dict) else {}
-    fusion = entry.get("fusion") if isinstance(entry.get("fusion"), dict) else {}
-    answer = extra["consistency_answer"] if "consistency_answer" in extra else check.get("consistency_answer")
-    claims = extra["claims"] if "claims" in extra else check.get("claims")
-    conflicts = extra["fusion_conflicts"] if "fusion_conflicts" in extra else fusion.get("conflicts")
+    check = document_entry.verification if document_entry is not None else None
+    fusion = document_entry.fusion if document_entry is not None else None
+    answer = extra.get("consistency_answer", check.consistency_answer if check else None)
+    claims = extra.get("claims", check.claims if check else None)
+    conflicts = extra.get("fusion_conflicts", fusion.conflicts if fusion else None)
     return Why(
         pipeline_status=item.pipeline_status,
         checked=item.key.level == CHECKED_LEVEL,

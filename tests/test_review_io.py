@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from test_review_data import BACKENDS, PASSWORD, add_users, database_url, make_records, write_annotations
 
 from core.data.densescan import DenseScanRecord, read_densescan
+from core.text import scanrefer_tokens as tokenize
 from review import Edit, ItemKey, QueueFilter, ReviewConfig, ReviewError, ReviewService, ReviewStatus
 from review.cli import main
-from review.records import tokenize
 from review.schema import Decision, Item, Revision
 
 
@@ -37,7 +37,8 @@ def read_export(path: Path) -> list[DenseScanRecord]:
     records = read_densescan(path)
     for r in records:
         assert r.revision is not None and r.revision >= 1 and r.source and r.confidence is not None
-        assert r.extra["review_status"] != "rejected" and isinstance(r.extra["edited"], bool)
+        assert r.review_status != "rejected" and isinstance(r.edited, bool)
+        assert set(r.extra) <= {"image"}  # provenance and evidence are typed; only the unknown field stays
     return records
 
 
@@ -80,22 +81,22 @@ def test_round_trip_import_decide_export_read_back(url: str, tmp_path: Path) -> 
         record = records[k]
         assert record.description == text and record.token == tokenize(text)
         assert record.token[:4] == ["a", "red", ",", "wooden"] and "'s" in record.token
-        assert record.reviewer == "bob" and record.extra["edited"] and record.revision == 3
+        assert record.reviewer == "bob" and record.edited and record.revision == 3
+        original = service.get_item(service.find_item(k).id).revisions[0].text.description
+        assert record.pipeline_description == original != text
     for k in approved:
         original = service.get_item(service.find_item(k).id).revisions[0].text.description
         assert records[k].description == original and records[k].reviewer == "alice"
-        assert records[k].revision == 2 and not records[k].extra["edited"]
+        assert records[k].revision == 2 and not records[k].edited and records[k].pipeline_description is None
     object_records = [r for r in records.values() if r.level == "object"]
-    assert object_records and all(
-        "claims" in r.extra for r in object_records
-    )  # unknown fields travel through
+    assert object_records and all(r.claims for r in object_records)  # the evidence travels through
     qa_record = records[scenario.key]
     assert (qa_record.question, qa_record.answer) == ("Where is the lamp?", "on the desk")
     assert qa_record.answer_object_ids == scenario.answer_object_ids
 
     everything = by_key(read_export(service.export(tmp_path / "all.json", status="all").path))
     assert len(everything) == len(make_records(scenes=2)) - len(rejected)
-    assert {r.extra["review_status"] for r in everything.values()} == {"approved", "pending"}
+    assert {r.review_status for r in everything.values()} == {"approved", "pending"}
 
 
 def test_reimport_updates_pipeline_fields_and_keeps_human_decisions(url: str, tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from test_review_data import BACKENDS, add_users, database_url, loaded_service
 
+from core.text import scanrefer_tokens as tokenize
 from review import Action, Edit, ReviewConfig, ReviewStatus, Role
 from review.agreement import cohen_kappa, edit_distance, normalized_edit_distance
 from review.cli import format_stats
 from review.policy import MAX_ACTIVE_SECONDS, Vote, resolve_status, role_allows, role_refusal, work_seconds
-from review.records import tokenize
 from review.stats import (
     DecisionRow,
     acceptance_rate,

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from core.annotate.captioners.base import Captioner
 from core.annotate.config import AnnotateConfig
 from core.annotate.output import clear_leftovers, is_done, scene_dir, write_failure, write_scene
+from core.annotate.summary import scene_summary
 
 
 @dataclass
@@ -62,27 +63,6 @@ def make_captioner(name: str, **options: Any) -> Captioner:
     )
 
 
-def summarise(scene_id: str, doc: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
-    """Counts for the summary table, stored in the done-marker."""
-    objects = doc["objects"]
-    captions = [o for o in objects if o.get("caption")]
-    statuses = [o["verification"]["status"] for o in captions]
-    words = [len(o["caption"].split()) for o in captions]
-    return {
-        "scene_id": scene_id,
-        "objects": len(objects),
-        "captions": len(captions),
-        "words": sum(words),
-        "accepted": statuses.count("accepted"),
-        "flagged": statuses.count("flagged"),
-        "rejected": statuses.count("rejected"),
-        "not_visible": len(objects) - len(captions),
-        "frames": len(doc["frames"]),
-        "scenarios": len(doc["scenarios"]),
-        "seconds": timings,
-    }
-
-
 _CAPTIONERS: dict[tuple, Captioner] = {}
 
 
@@ -98,8 +78,8 @@ def run_scene(spec: JobSpec, scene_id: str, progress: bool = False) -> SceneOutc
         result = annotate_scene(
             spec.scans, scene_id, scene_dir(spec.out, scene_id), _CAPTIONERS[key], spec.config, progress
         )
-        summary = summarise(scene_id, result.doc, result.timings)
-        write_scene(spec.out, scene_id, result.doc, result.records, summary)
+        summary = scene_summary(scene_id, result.document, result.timings)
+        write_scene(spec.out, scene_id, result.document, result.records, summary)
         return SceneOutcome(scene_id, True, summary)
     except Exception as exc:  # a batch job records the failed scene and goes on
         error = f"{type(exc).__name__}: {exc}"

@@ -2,8 +2,8 @@
 
 Layout under `--out`:
 
-    scenes/<scene_id>/annotation.json   the scene document (every stage's output)
-    scenes/<scene_id>/records.json      its DenseScan records
+    scenes/<scene_id>/annotation.json   the scene document (every stage's output, `document.py`)
+    scenes/<scene_id>/records.json      its DenseScan records (`core.data.densescan`)
     scenes/<scene_id>/crops/, highlights/, frames/   the images the captioner saw
     scenes/<scene_id>/done.json         the done-marker, written last (timings and counts)
     failed/<scene_id>.json              the error of a failed scene (removed when it later succeeds)
@@ -20,7 +20,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.annotate.document import DOCUMENT_FILE, SceneAnnotation, write_annotation
 from core.atomic import atomic_write_json
+from core.data.densescan import DenseScanRecord, read_densescan, write_densescan
 
 
 def scene_dir(out: Path, scene_id: str) -> Path:
@@ -49,13 +51,17 @@ def clear_leftovers(out: Path, scene_id: str) -> int:
     return len(stale)
 
 
+def document_path(out: Path, scene_id: str) -> Path:
+    return scene_dir(out, scene_id) / DOCUMENT_FILE
+
+
 def write_scene(
-    out: Path, scene_id: str, doc: dict[str, Any], records: list[dict[str, Any]], summary: dict[str, Any]
+    out: Path, scene_id: str, doc: SceneAnnotation, records: list[DenseScanRecord], summary: dict[str, Any]
 ) -> None:
     """The scene's document and records, then its done-marker (last: it is what marks completion)."""
     folder = scene_dir(out, scene_id)
-    atomic_write_json(folder / "annotation.json", doc, indent=1)
-    atomic_write_json(folder / "records.json", records, indent=1)
+    write_annotation(document_path(out, scene_id), doc)
+    write_densescan(folder / "records.json", records, indent=1)
     atomic_write_json(done_marker(out, scene_id), summary, indent=1)
     failure_file(out, scene_id).unlink(missing_ok=True)
 
@@ -71,10 +77,10 @@ def read_json(path: Path) -> Any:
 
 def merge_records(out: Path) -> int:
     """Rewrite `<out>/densescan.json` from every finished scene, in scene-id order; returns the count."""
-    merged: list[dict[str, Any]] = []
+    merged: list[DenseScanRecord] = []
     root = out / "scenes"
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if (folder / "done.json").is_file():
-            merged.extend(read_json(folder / "records.json"))
-    atomic_write_json(out / "densescan.json", merged, indent=1)
+            merged.extend(read_densescan(folder / "records.json"))
+    write_densescan(out / "densescan.json", merged, indent=1)
     return len(merged)

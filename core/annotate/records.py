@@ -1,9 +1,11 @@
 """The scene document as DenseScan records: what `<out>/densescan.json` holds (see the README).
 
-One record per captioned object (level "object", status and confidence from verification), per frame
-description ("frame", the object it centres on as object_id, the frame in `frame_id`), the narrative
-("scene", object_id "-1") and each scenario question ("scenario", the first answer object as object_id).
-Only object captions are fact-checked; the other levels carry status "accepted" and confidence 0.5.
+One `core.data.densescan.DenseScanRecord` per captioned object (level "object", status and confidence
+from verification), per frame description ("frame", the object it centres on as object_id, the frame in
+`frame_id`), the narrative ("scene", object_id "-1") and each scenario question ("scenario", the first
+answer object as object_id). Only object captions are fact-checked; the other levels carry status
+"accepted" and confidence 0.5. Tokens are `core.text.scanrefer_tokens`, the one tokenizer, so a reviewer's
+edit of the same text exports the same tokens.
 
 An object record also says why verification decided as it did, so that the review store can show it and
 filter by it without the scene document: `flag_reasons` (codes of `verify.FLAG_REASONS`, empty when
@@ -14,123 +16,76 @@ written before these fields existed simply lack them; readers say "no reason rec
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from core.annotate.document import ObjectEntry, SceneAnnotation
 from core.annotate.verify import Verdict, flag_reasons
+from core.data.densescan import DenseScanRecord
+from core.text import scanrefer_tokens
 
 UNCHECKED_CONFIDENCE = 0.5
 WHY_FIELDS = ("flag_reasons", "consistency_answer", "fusion_conflicts", "claims")  # object records only
 
 
-def tokens(text: str) -> list[str]:
-    """ScanRefer-style tokens: lower-case words and punctuation marks."""
-    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]", text.lower())
-
-
-def _record(
-    scene_id: str,
-    object_id: int | str,
-    name: str,
-    ann_id: int | str,
-    text: str,
-    level: str,
-    status: str,
-    confidence: float,
-    source: str,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "scene_id": scene_id,
-        "object_id": str(object_id),
-        "object_name": name.replace(" ", "_"),
-        "ann_id": str(ann_id),
-        "description": text,
-        "token": tokens(text),
-        "level": level,
-        "status": status,
-        "confidence": confidence,
-        "source": source,
-        **extra,
-    }
-
-
-def why_fields(obj: dict[str, Any]) -> dict[str, Any]:
+def why_fields(obj: ObjectEntry) -> dict[str, Any]:
     """The reasons behind an object caption's verification status, from its scene-document entry."""
-    check = obj.get("verification") or {}
-    claims = [dict(c) for c in check.get("claims") or []]
+    check = obj.verification
+    claims = [dict(c) for c in check.claims] if check else []
     verdicts = [
         Verdict(str(c.get("kind")), str(c.get("text")), str(c.get("value")), str(c.get("verdict")), [])
         for c in claims
     ]
     return {
-        "flag_reasons": flag_reasons(verdicts, check.get("consistent")),
-        "consistency_answer": str(check.get("consistency_answer") or ""),
-        "fusion_conflicts": list((obj.get("fusion") or {}).get("conflicts") or []),
+        "flag_reasons": flag_reasons(verdicts, check.consistent if check else None),
+        "consistency_answer": check.consistency_answer if check else "",
+        "fusion_conflicts": list(obj.fusion.conflicts) if obj.fusion else [],
         "claims": claims,
     }
 
 
-def scene_records(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    scene_id, source = doc["scene_id"], f"densescan-pipeline/{doc['captioner']}"
-    labels = {o["object_id"]: o["label"] for o in doc["objects"]}
+def scene_records(doc: SceneAnnotation) -> list[DenseScanRecord]:
+    source = f"densescan-pipeline/{doc.captioner}"
+    labels = doc.labels()
+
+    def record(object_id: int, ann_id: int, text: str, level: str, **more: Any) -> DenseScanRecord:
+        name = "scene" if level == "scene" else labels.get(object_id, "object")
+        unchecked = {"status": "accepted", "confidence": UNCHECKED_CONFIDENCE}
+        return DenseScanRecord(
+            scene_id=doc.scene_id,
+            object_id=str(object_id),
+            object_name=name.replace(" ", "_"),
+            ann_id=str(ann_id),
+            description=text,
+            token=scanrefer_tokens(text),
+            level=level,  # type: ignore[arg-type]
+            source=source,
+            **(unchecked | more),
+        )
+
     out = []
-    for obj in doc["objects"]:
-        if obj.get("caption"):
-            check = obj["verification"]
+    for obj in doc.objects:
+        if obj.caption and obj.verification:
+            check, views = obj.verification, len(obj.views)  # distinct views the caption rests on
+            evidence = why_fields(obj) | {"views": views, "views_requested": obj.views_requested or views}
             out.append(
-                _record(
-                    scene_id,
-                    obj["object_id"],
-                    obj["label"],
+                record(
+                    obj.object_id,
                     0,
-                    obj["caption"],
+                    obj.caption,
                     "object",
-                    check["status"],
-                    check["confidence"],
-                    source,
-                    **why_fields(obj),
-                    views=len(obj.get("views") or []),  # distinct views the caption rests on (views.py)
-                    views_requested=int(obj.get("views_requested") or len(obj.get("views") or [])),
+                    status=check.status,
+                    confidence=check.confidence,
+                    **evidence,
                 )
             )
-    for frame in doc["frames"]:
-        out.append(
-            _record(
-                scene_id,
-                frame["object_id"],
-                labels.get(frame["object_id"], "object"),
-                0,
-                frame["description"],
-                "frame",
-                "accepted",
-                UNCHECKED_CONFIDENCE,
-                source,
-                frame_id=frame["frame_id"],
-            )
-        )
-    narrative = doc["narrative"]
-    out.append(
-        _record(
-            scene_id, -1, "scene", 0, narrative["text"], "scene", "accepted", UNCHECKED_CONFIDENCE, source
-        )
-    )
-    for i, item in enumerate(doc["scenarios"]):
-        first = item["answer_object_ids"][0]
-        out.append(
-            _record(
-                scene_id,
-                first,
-                labels.get(first, "object"),
-                i,
-                item["question"],
-                "scenario",
-                "accepted",
-                UNCHECKED_CONFIDENCE,
-                source,
-                question=item["question"],
-                answer=item["answer"],
-                answer_object_ids=item["answer_object_ids"],
-            )
-        )
+    for frame in doc.frames:
+        out.append(record(frame.object_id, 0, frame.description, "frame", frame_id=frame.frame_id))
+    out.append(record(-1, 0, doc.narrative.text, "scene"))
+    for i, item in enumerate(doc.scenarios):
+        qa = {
+            "question": item.question,
+            "answer": item.answer,
+            "answer_object_ids": list(item.answer_object_ids),
+        }
+        out.append(record(item.answer_object_ids[0], i, item.question, "scenario", **qa))
     return out

@@ -22,6 +22,7 @@ from core.annotate import prompts
 from core.annotate.captioners.base import Captioner, CaptionRequest
 from core.annotate.claims import Vocabulary, tokenize
 from core.annotate.config import AnnotateConfig
+from core.annotate.document import SceneAnnotation
 from core.annotate.facts import (
     AnchorNames,
     label_text,
@@ -39,19 +40,26 @@ from core.annotate.records import scene_records
 from core.annotate.scene_text import NEEDS, answer_objects, guess_room_type, room_type
 from core.annotate.verify import decide, fact_check, parse_consistency
 from core.annotate.views import Candidate, select_views
+from core.data.densescan import DenseScanRecord
 from core.scene.geometry import scale_intrinsics
 from core.scene.objects import ObjectInfo
 from core.scene.relations import Viewpoint, left_of, normalize_label, right_of
 from core.scene.render import MeshRenderer
 from core.scene.scannet import Scene, load_scene
 from core.scene.visibility import instance_visibility
+from core.text import be
 
 
 @dataclass
 class SceneResult:
-    doc: dict[str, Any]
-    records: list[dict[str, Any]]
+    document: SceneAnnotation
+    records: list[DenseScanRecord]
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The document's JSON layout, as `annotation.json` holds it."""
+        return self.document.to_json()
 
 
 class StageClock:
@@ -143,7 +151,9 @@ class SceneAnnotator:
             "narrative": narrative,
             "scenarios": scenarios,
         }
-        return SceneResult(doc, scene_records(doc), {k: round(v, 3) for k, v in self.clock.seconds.items()})
+        document = SceneAnnotation.from_json(doc, f"the document of {self.scene.scene_id}")
+        timings = {k: round(v, 3) for k, v in self.clock.seconds.items()}
+        return SceneResult(document, scene_records(document), timings)
 
     def _entry(self, obj: ObjectInfo) -> dict[str, Any]:
         return {
@@ -422,7 +432,8 @@ class SceneAnnotator:
                         continue
                     for r in pick_relations(self.relations[i], set(visible) - {i}, 1):
                         names = self.anchor_names.names_for(i)
-                        sentences.append(f"the {subject} is {relation_phrase(r, names, self.names[i])}")
+                        phrase = relation_phrase(r, names, self.names[i])
+                        sentences.append(f"the {subject} {be(subject)} {phrase}")
                 colors = {
                     i: next(iter(view_color(ctx.color[ctx.instance == i], cfg.color_samples)), None)
                     for i in [main, *others]
@@ -490,7 +501,8 @@ class SceneAnnotator:
                 if rels and item["count"] == 1:
                     names = self.anchor_names.names_for(oid)
                     arrangement.append(
-                        f"the {item['label']} is {relation_phrase(rels[0], names, item['label'])}"
+                        f"the {item['label']} {be(item['label'])} "
+                        f"{relation_phrase(rels[0], names, item['label'])}"
                     )
             facts = {
                 "key": f"{self.scene.scene_id}|narrative",

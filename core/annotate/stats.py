@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.annotate.document import SceneAnnotation
 from core.data.densescan import LEVELS, DenseScanRecord, read_densescan
 from core.text import scanrefer_tokens
 
@@ -54,13 +55,13 @@ def status_counts(records: Iterable[DenseScanRecord], level: str | None = None) 
     return dict(sorted(counts.items()))
 
 
-def claim_verdicts(docs: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
+def claim_verdicts(docs: Iterable[SceneAnnotation]) -> dict[str, dict[str, int]]:
     """Fact-check claims of the scene documents (`annotation.json`) per kind (category, colour, relation,
     ...) and verdict (supported / contradicted / unverifiable)."""
     out: dict[str, Counter[str]] = {}
     for doc in docs:
-        for obj in doc.get("objects", []):
-            for claim in (obj.get("verification") or {}).get("claims", []):
+        for obj in doc.objects:
+            for claim in obj.verification.claims if obj.verification else []:
                 out.setdefault(str(claim.get("kind")), Counter())[str(claim.get("verdict"))] += 1
     return {kind: dict(counts) for kind, counts in sorted(out.items())}
 

@@ -1,10 +1,35 @@
-"""The end-of-run table: objects, captions, mean caption length, flagged / rejected, time per stage."""
+"""The end-of-run table: objects, captions, mean caption length, flagged / rejected, time per stage; and
+the per-scene counts behind it (`scene_summary`, kept in each scene's done-marker)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING, Any
 
-from core.annotate.batch import SceneOutcome
+from core.annotate.document import SceneAnnotation
+from core.annotate.stats import caption_words
+
+if TYPE_CHECKING:
+    from core.annotate.batch import SceneOutcome
+
+
+def scene_summary(scene_id: str, doc: SceneAnnotation, timings: dict[str, float]) -> dict[str, Any]:
+    """Counts for the summary table, stored in the done-marker; words as `stats.caption_words` counts them."""
+    captioned = [o for o in doc.objects if o.caption and o.verification]
+    statuses = [o.verification.status for o in captioned if o.verification]
+    return {
+        "scene_id": scene_id,
+        "objects": len(doc.objects),
+        "captions": len(captioned),
+        "words": sum(len(caption_words(o.caption or "")) for o in captioned),
+        "accepted": statuses.count("accepted"),
+        "flagged": statuses.count("flagged"),
+        "rejected": statuses.count("rejected"),
+        "not_visible": len(doc.objects) - len(captioned),
+        "frames": len(doc.frames),
+        "scenarios": len(doc.scenarios),
+        "seconds": timings,
+    }
 
 
 def summary_table(outcomes: list[SceneOutcome]) -> str:

@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from core.data.errors import DataError
+from core.data.scanrefer import read_scanrefer, read_unique_multiple_lookup
+from core.data.sqa3d import read_sqa3d
 from core.scene.geometry import rotation_z
 from core.scene.labels import LabelMap
 from core.scene.objects import ObjectInfo
@@ -26,23 +29,22 @@ from core.scene.relations import (
 )
 from core.synth.annotations import (
     EVAL_TYPES,
-    NUMBER_WORDS,
     SceneContext,
     SceneFacts,
     Situation,
     describe_object,
     generate_benchmarks,
-    plural,
     point_gap,
     situated_questions,
     sqa3d_origin,
     sqa3d_pose,
     sqa3d_question_type,
     sqa3d_viewpoint,
-    tokenize,
     unique_multiple,
     write_benchmarks,
 )
+from core.text import answer_number, plural
+from core.text import scanrefer_tokens as tokenize
 
 SEED = 5
 
@@ -129,6 +131,32 @@ def objects_by_id(facts: SceneFacts) -> dict[int, ObjectInfo]:
 
 
 # ------------------------------------------------------------------------------------------------ files
+
+
+def test_files_are_written_and_validated_by_the_core_data_modules(bench, tmp_path: Path) -> None:
+    write_benchmarks(tmp_path, bench)
+    for relative, content in bench.items():  # the writers keep the content (ids keep their release types)
+        if relative.endswith(".json"):
+            assert json.loads((tmp_path / relative).read_text()) == content, relative
+    refer = read_scanrefer(tmp_path / "annotations" / "ScanRefer_filtered_train.json")
+    assert [r.to_json() for r in refer] == bench["annotations/ScanRefer_filtered_train.json"]
+    sqa = read_sqa3d(tmp_path / "annotations" / "v1_balanced_questions_train_scannetv2.json")
+    assert len(sqa) == len(bench["annotations/v1_balanced_questions_train_scannetv2.json"]["questions"])
+    lookup = read_unique_multiple_lookup(tmp_path / "annotations" / "scanrefer_unique_multiple_lookup.json")
+    flags = bench["annotations/scanrefer_unique_multiple_lookup.json"]
+    assert len(lookup) == sum(len(v) for v in flags.values())
+    # a record its reader would refuse is never written: one error names the file, record and field
+    multi = [dict(q) for q in bench["annotations/multi3drefer_train.json"]]
+    multi[0].update(eval_type="zt_w_d", object_ids=[3])
+    out = tmp_path / "bad"
+    with pytest.raises(DataError, match=r"multi3drefer_train\.json.*object_ids"):
+        write_benchmarks(out, {"annotations/multi3drefer_train.json": multi})
+    assert not (out / "annotations" / "multi3drefer_train.json").exists()
+    questions = {"annotations/v1_balanced_questions_train_scannetv2.json": bench[
+        "annotations/v1_balanced_questions_train_scannetv2.json"
+    ]}  # fmt: skip
+    with pytest.raises(ValueError, match="SQA3D annotations"):
+        write_benchmarks(out, questions)
 
 
 def test_files_have_the_real_names_and_fields(bench, tmp_path: Path) -> None:
@@ -399,8 +427,8 @@ def test_scanqa_answers_are_true(bench, scenes) -> None:
         if m := re.fullmatch(r"How many (.+) are (?:in the room|there)\?", text):
             kinds.add("count")
             labels = [scene.name(o) for o in scene.targets if plural(scene.name(o)) == m.group(1)]
-            assert q["answers"] == [NUMBER_WORDS[len(labels)]]
-        elif text.startswith("What color is the"):
+            assert q["answers"] == [answer_number(len(labels))]
+        elif re.match(r"What color (is|are) the", text):
             kinds.add("color")
             assert q["answers"] == [objs[0].color_name]
         elif m := re.fullmatch(r"What is (on|next to|under) the (.+)\?", text):
@@ -408,7 +436,7 @@ def test_scanqa_answers_are_true(bench, scenes) -> None:
             anchor = next(o for o in scene.objects if scene.name(o) == m.group(2))
             assert objs and all(check_relation(m.group(1), o, [anchor]) is True for o in objs)
             assert set(q["answers"]) == {scene.name(o) for o in objs}
-        elif text.startswith("Where is the"):
+        elif re.match(r"Where (is|are) the", text):
             kinds.add("where")
             assert q["answers"] and len(objs) == 1
         elif "room is this" in text:
@@ -435,7 +463,7 @@ def check_situated_answer(question: str, answer: str, view: Viewpoint, scene: Sc
     elif m := re.fullmatch(r"Should I turn left or right to face the (.+)\?", question):
         assert answer == side_of(view, named(m.group(1)).center)
     elif m := re.fullmatch(
-        r"What color is the (.+) (in front of me|on my left|on my right|behind me)\?", question
+        r"What color (?:is|are) the (.+) (in front of me|on my left|on my right|behind me)\?", question
     ):
         where = {
             "in front of me": "forward",
@@ -455,14 +483,14 @@ def check_situated_answer(question: str, answer: str, view: Viewpoint, scene: Sc
     elif m := re.fullmatch(r"How many (.+) are on my (left|right)\?", question):
         group = [o for o in scene.objects if plural(scene.name(o)) == m.group(1)]
         assert all(side_of(view, o.center) for o in group)
-        assert answer == NUMBER_WORDS[sum(side_of(view, o.center) == m.group(2) for o in group)]
+        assert answer == answer_number(sum(side_of(view, o.center) == m.group(2) for o in group))
     elif m := re.fullmatch(r"Can I reach the (.+) without (?:standing up|walking)\?", question):
         gap = point_gap(np.asarray(view.position), named(m.group(1)))
         assert (answer == "yes") == (gap <= 0.6) and (answer == "no") == (gap >= 1.2)
     elif m := re.fullmatch(r"How many (.+) are in front of me\?", question):
         group = [o for o in scene.objects if plural(scene.name(o)) == m.group(1)]
         ahead = sum(view.local(o.center)[0] >= 0.3 for o in group)
-        assert answer == NUMBER_WORDS[ahead]
+        assert answer == answer_number(ahead)
     else:
         raise AssertionError(f"unexpected question {question!r}")
 

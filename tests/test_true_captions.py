@@ -339,14 +339,14 @@ def test_chosen_views_are_spread_and_counted(annotated):
         index = {f.frame_id: i for i, f in enumerate(scene.frames.frames)}
         poses = {f.frame_id: f.pose for f in scene.frames.frames}
         centres = {o.object_id: o.center for o in scene.objects()}
-        records = {r["object_id"]: r for r in result.records if r["level"] == "object"}
+        records = {r.object_id: r for r in result.records if r.level == "object"}
         for obj in result.doc["objects"]:
             ids = [v["frame_id"] for v in obj["views"]]
             assert obj["views_requested"] == config.top_k and len(ids) <= config.top_k
             fewer += len(ids) < config.top_k
             if obj.get("caption"):
                 record = records[str(obj["object_id"])]
-                assert record["views"] == len(ids) and record["views_requested"] == config.top_k
+                assert record.views == len(ids) and record.views_requested == config.top_k
             p = np.stack([poses[i] for i in ids]) if ids else np.zeros((0, 4, 4))
             directions = viewing_directions(p, centres[obj["object_id"]])
             for a in range(len(ids)):

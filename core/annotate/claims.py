@@ -13,9 +13,13 @@ factcheck` on any description file (ours or a human dataset's). The text is read
   the window") is about that object (`Claim.about`), not the subject.
 - A color or size word belongs to the next object name within three words, or to the subject when no
   name follows ("it is brown"); a color of another object is no claim about the subject.
-- A number word before a plural name is a count: "one of the three pillows" and "there are two chairs (in
+- A number before a plural name is a count, in words or digits ("two chairs", "2 chairs"; `core.text.
+  parse_count`, which also reads "both" and "no"): "one of the three pillows" and "there are two chairs (in
   the room)" count the room; followed by a relation ("two pillows on the bed") it counts the objects of
   that class the relation holds for; any other group ("two chairs at the table") cannot be checked.
+- Words are `core.text.words` (hyphenated words whole, digits kept), so shape and material words around a
+  name ("the round table", "the L-shaped desk", "the wooden chair") leave the name to be found; a color,
+  size or material word that is part of a name ("white board", a "glass") is no claim.
 - A sentence in which nothing can be read becomes one `kind="sentence"` claim with value "unparsed", so
   that the checker marks it unverifiable instead of letting it pass silently.
 """
@@ -28,13 +32,11 @@ from dataclasses import dataclass, field
 
 from core.scene.colors import COLOR_WORDS
 from core.scene.relations import called, head_noun, normalize_label, singular_phrase
+from core.text import MATERIAL_WORDS, ROOM_PREDICATES, parse_count, relation_words
+from core.text import words as tokenize
 
 SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "large": "large", "big": "large",
               "huge": "large"}  # fmt: skip
-MATERIAL_WORDS = {"wood": "wood", "wooden": "wood", "metal": "metal", "metallic": "metal", "fabric": "fabric",
-                  "plastic": "plastic", "glass": "glass", "leather": "leather"}  # fmt: skip
-NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-                "nine": 9, "ten": 10, "both": 2}  # fmt: skip
 # Interchangeable names beyond the label table (each group names the same things).
 SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("couch", "sofa"),
@@ -53,57 +55,14 @@ SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("kitchen counter", "counter", "countertop"),
 )
 GENERIC_CLASSES = frozenset({"otherprop", "otherfurniture", "otherstructure", "unannotated", ""})
-# Relation phrases as token sequences -> predicate of `core.scene.relations`; longest matched first.
-RELATION_PHRASES: dict[tuple[str, ...], str] = {
-    tuple(text.split()): predicate
-    for text, predicate in [
-        ("to the left of", "left of"),
-        ("left of", "left of"),
-        ("to the right of", "right of"),
-        ("right of", "right of"),
-        ("in front of", "in front of"),
-        ("behind", "behind"),
-        ("next to", "next to"),
-        ("beside", "next to"),
-        ("close to", "near"),
-        ("near", "near"),
-        ("closest to", "closest to"),
-        ("nearest to", "closest to"),
-        ("farthest from", "farthest from"),
-        ("furthest from", "farthest from"),
-        ("far from", "far from"),
-        ("far away from", "far from"),
-        ("away from", "far from"),
-        ("between", "between"),
-        ("on top of", "on"),
-        ("on", "on"),
-        ("lying on", "on"),
-        ("sitting on", "on"),
-        ("in", "in"),
-        ("inside", "in"),
-        ("inside of", "in"),
-        ("under", "under"),
-        ("underneath", "under"),
-        ("beneath", "under"),
-        ("above", "above"),
-        ("below", "below"),
-        ("against the wall", "against the wall"),
-        ("against a wall", "against the wall"),
-        ("by the wall", "against the wall"),
-        ("next to the wall", "against the wall"),
-        ("on the wall", "against the wall"),  # hung on a wall: the room's side, not an object it rests on
-        ("on a wall", "against the wall"),
-        ("in the corner", "in the corner"),
-        ("in a corner", "in the corner"),
-        ("in the middle of the room", "in the middle of the room"),
-        ("in the center of the room", "in the middle of the room"),
-    ]
-}
+# Relation phrases as token sequences -> predicate of `core.scene.relations` (the English of `core.text`:
+# what its writers say and what people also write); longest matched first.
+RELATION_PHRASES: dict[tuple[str, ...], str] = relation_words()
 # Read as relations by this reader only: a bare "nearest the X" after an anchor's name qualifies that
 # anchor ("the nightstand nearest the bed"), so `_relation_at` (which others use to find anchors) omits it.
 READER_PHRASES: dict[tuple[str, ...], str] = {("nearest",): "closest to"}
 UNLOCATED = "unlocated"  # the predicate of a count whose group the text places in no way the reader knows
-NO_ANCHOR = ("against the wall", "in the corner", "in the middle of the room")
+NO_ANCHOR = (*ROOM_PREDICATES, "leftmost", "rightmost")
 SUPERLATIVES = ("largest", "smallest", "tallest", "shortest")
 SUPERLATIVE_WORDS = {"largest": "largest", "biggest": "largest", "smallest": "smallest",
                      "tallest": "tallest", "shortest": "shortest"}  # fmt: skip
@@ -195,10 +154,6 @@ class Vocabulary:
         return any(called(label, alias) for alias in self._aliases.get(name, {name}))
 
 
-def tokenize(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower())
-
-
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"[.!?;]+", text) if re.search(r"[a-z]", s.lower())]
 
@@ -270,7 +225,7 @@ def _sentence_claims(tokens: list[str], subject_label: str, vocab: Vocabulary, f
     counted: list[tuple[int, Claim]] = []
     for m in mentions:
         k = m.start - 1 if m.start and tokens[m.start - 1] != "the" else m.start - 2
-        if m.plural and k >= 0 and tokens[k] in NUMBER_WORDS:
+        if m.plural and k >= 0 and parse_count(tokens[k]) is not None:
             # The room's total only for "one of (the) three pillows", "there are two chairs (in the
             # room)"; a group placed otherwise ("two chairs at the table") is counted by a relation below
             # when one follows, else it cannot be checked.
@@ -282,7 +237,7 @@ def _sentence_claims(tokens: list[str], subject_label: str, vocab: Vocabulary, f
                     and tokens[m.end :] in ([], ["in", "the", "room"], ["in", "this", "room"])
                 )
             )
-            number = str(NUMBER_WORDS[tokens[k]]) + ("" if whole else f" {UNLOCATED}")
+            number = str(parse_count(tokens[k])) + ("" if whole else f" {UNLOCATED}")
             claim = Claim("count", " ".join(tokens[k : m.end]), number, about=AnchorRef(m.name))
             claims.append(claim)
             counted.append((m.end, claim))
@@ -327,12 +282,13 @@ def _sentence_claims(tokens: list[str], subject_label: str, vocab: Vocabulary, f
                 claim.about = AnchorRef(owner.name)
             claims.append(claim)
         i = j
+    named_words = {k for m in mentions for k in range(m.start, m.end)}  # "white board" names, says no color
     for k, token in enumerate(tokens):
         if token in SUPERLATIVES:
             following = [m for m in mentions if k < m.start <= k + 3]
             if following and mine(following[0]) and following[0].start not in used:
                 claims.append(Claim("relation", f"the {token} {following[0].name}", token))
-        if token in COLOR_WORDS or token in SIZE_WORDS or token in MATERIAL_WORDS:
+        if k not in named_words and (token in COLOR_WORDS or token in SIZE_WORDS or token in MATERIAL_WORDS):
             owner = next((m for m in mentions if k < m.start <= k + 3), None)
             if owner is not None and (owner.start in used or not mine(owner)):
                 continue  # describes another object

@@ -14,13 +14,17 @@ import numpy as np
 from core.scene.colors import color_votes, pooled_votes, sample_pixels
 from core.scene.objects import ObjectInfo
 from core.scene.relations import (
+    STRUCTURAL_LABELS,
     Relation,
+    head_noun,
     identifying_relation,
     is_unique,
     normalize_label,
     relations_of,
     same_class,
+    singular_phrase,
 )
+from core.text import relation_phrase as english_relation
 
 # Relation predicates worth a caption, most telling first; view-dependent ones are added per view.
 PREDICATE_ORDER = (
@@ -48,18 +52,61 @@ def label_text(label: str) -> str:
     return normalize_label(label)
 
 
+# Typical longest side (metres) of common classes: a size word is said only when an object is clearly
+# smaller or larger than others of its class ("a small bed" of 1.2 m, never "a small cup": every cup is).
+TYPICAL_SIZE = {
+    "chair": 0.9, "office chair": 1.0, "armchair": 0.9, "stool": 0.5, "table": 1.4, "coffee table": 1.0,
+    "desk": 1.3, "bed": 2.0, "couch": 2.0, "sofa": 2.0, "cabinet": 1.0, "kitchen cabinet": 1.0,
+    "kitchen counter": 2.0, "bookshelf": 1.8, "shelf": 1.0, "lamp": 0.8, "monitor": 0.6, "tv": 1.1,
+    "keyboard": 0.45, "laptop": 0.35, "nightstand": 0.55, "dresser": 1.2, "toilet": 0.75, "sink": 0.6,
+    "bathtub": 1.7, "mirror": 0.8, "towel": 0.6, "refrigerator": 1.8, "microwave": 0.5, "trash can": 0.45,
+    "pillow": 0.5, "box": 0.4, "plant": 0.8, "picture": 0.7, "curtain": 2.0, "whiteboard": 1.5,
+    "backpack": 0.45, "book": 0.22, "cup": 0.1, "bottle": 0.25, "paper": 0.3, "bag": 0.4, "clothes": 0.5,
+    "shoe": 0.28, "mouse": 0.11, "cable": 1.0,
+}  # fmt: skip
+SIZE_RATIO = (0.7, 1.4)  # below / above these fractions of the typical size: small / large
+# Classes whose box says nothing a reader would call their size or shape: the room's structure (a door is
+# never "long", a window never "tall"), curtains (as large as their window) and cables (a length, no size).
+NO_DIMENSION_WORDS = STRUCTURAL_LABELS | {"curtain", "blinds", "cable"}
+# Shape words only for classes they suit: "long" of things lying along the floor or a surface, "tall" of
+# things standing upright, "low" of furniture one sits at or lies on.
+SHAPE_WORD_CLASSES = {
+    "long": {"couch", "sofa", "table", "desk", "kitchen counter", "counter", "bench", "dresser", "cabinet",
+             "kitchen cabinet", "shelf", "bookshelf", "bed", "bathtub", "radiator"},
+    "tall": {"bookshelf", "shelf", "cabinet", "lamp", "plant", "refrigerator", "wardrobe", "closet",
+             "dresser", "bottle", "stool", "trash can", "kitchen cabinet"},
+    "low": {"table", "coffee table", "bed", "couch", "sofa", "stool", "shelf", "bookshelf", "cabinet",
+            "dresser", "nightstand", "box"},
+}  # fmt: skip
+
+
+def _class_of(label: str, table: dict) -> str | None:
+    """The key of `table` (a dict or set) that names the label: the label itself or its head noun."""
+    name = singular_phrase(label)
+    return name if name in table else head_noun(label) if head_noun(label) in table else None
+
+
 def size_class(obj: ObjectInfo) -> str | None:
-    """'small' or 'large' from the longest side of the box; None in between (no claim)."""
+    """'small' or 'large' from the box's longest side against the class's typical size (`TYPICAL_SIZE`;
+    an unknown class: below 0.35 m / above 1.6 m); None in between, and for classes a size word does not
+    suit (`NO_DIMENSION_WORDS`): no claim."""
+    if _class_of(obj.label, NO_DIMENSION_WORDS) is not None:
+        return None
     longest = float(obj.size.max())
-    if longest < 0.35:
+    typical = _class_of(obj.label, TYPICAL_SIZE)
+    low, high = (0.35, 1.6) if typical is None else (TYPICAL_SIZE[typical] * r for r in SIZE_RATIO)
+    if longest < low:
         return "small"
-    if longest > 1.6:
+    if longest > high:
         return "large"
     return None
 
 
 def shape_words(obj: ObjectInfo) -> list[str]:
-    """Proportions of the box that read as words: tall, low, long."""
+    """Proportions of the box that read as words (tall, low, long), each only for classes it suits
+    (`SHAPE_WORD_CLASSES`): never a "long door" or a "tall window"."""
+    if _class_of(obj.label, NO_DIMENSION_WORDS) is not None:
+        return []
     w, d, h = (float(v) for v in obj.size)
     footprint_long, footprint_short = max(w, d), min(w, d)
     words = []
@@ -69,7 +116,7 @@ def shape_words(obj: ObjectInfo) -> list[str]:
         words.append("low")
     if footprint_long > 1.0 and footprint_long > 2.5 * max(footprint_short, 1e-3):
         words.append("long")
-    return words
+    return [w for w in words if _class_of(obj.label, SHAPE_WORD_CLASSES[w]) is not None]
 
 
 def view_color(pixels: np.ndarray, count: int) -> dict[str, float]:
@@ -159,19 +206,11 @@ class AnchorNames:
 
 
 def relation_phrase(relation: Relation, names: dict[int, str], subject_label: str) -> str:
-    """A relation as words after the subject: 'on the nightstand', 'the largest chair in the room'.
-    `names` maps anchor ids to how the sentence names them (`AnchorNames.names_for`)."""
-    p = relation.predicate
+    """A relation as words after the subject (`core.text.relation_phrase`): 'on the nightstand', 'the
+    largest chair in the room'. `names` maps anchor ids to how the sentence names them
+    (`AnchorNames.names_for`)."""
     anchors = [f"the {names[i]}" for i in relation.object_ids]
-    if p == "between":
-        return f"between {anchors[0]} and {anchors[1]}"
-    if p in ("largest", "smallest", "tallest", "shortest"):
-        return f"the {p} {subject_label} in the room"
-    if p in ("left of", "right of"):
-        return f"to the {p} {anchors[0]}"
-    if anchors:
-        return f"{p} {anchors[0]}"
-    return p
+    return english_relation(relation.predicate, anchors, subject=subject_label)
 
 
 def scene_relations(

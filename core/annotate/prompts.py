@@ -7,6 +7,8 @@ for in plain sentences, except verification (a keyword first) and scenario quest
 
 from __future__ import annotations
 
+from core.text import indefinite
+
 SYSTEM = (
     "You describe objects in indoor 3D scans for a dataset. Say only what the images show. Be concrete: "
     "color, shape, material, size, and where the object is relative to other named objects."
@@ -15,8 +17,9 @@ SYSTEM = (
 
 def isolated_view(label: str) -> str:
     return (
-        f"The image shows one object, a {label}, with its background removed. Describe its appearance "
-        "in one or two sentences: color, shape, material, notable parts. Do not describe the background."
+        f"The image shows one object, {indefinite(label)}, with its background removed. Describe its "
+        "appearance in one or two sentences: color, shape, material, notable parts. Do not describe the "
+        "background."
     )
 
 
@@ -60,7 +63,7 @@ def frame(highlighted: str, visible: list[str]) -> str:
 def narrative(room_hint: str, objects: list[str]) -> str:
     return (
         "Write a short paragraph describing this room for someone who cannot see it: the kind of room "
-        f"(it may be a {room_hint}), its layout, the main objects and how they are arranged. "
+        f"(it may be {indefinite(room_hint)}), its layout, the main objects and how they are arranged. "
         f"Objects in the room: {', '.join(objects)}."
     )
 

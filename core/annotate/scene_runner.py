@@ -48,6 +48,7 @@ from core.scene.render import MeshRenderer
 from core.scene.scannet import Scene, load_scene
 from core.scene.visibility import instance_visibility
 from core.text import be
+from core.text import relation_phrase as english_relation
 
 
 @dataclass
@@ -277,7 +278,7 @@ class SceneAnnotator:
         for anchor in anchors[:3]:
             for name, test in (("left of", left_of), ("right of", right_of)):
                 if test(obj, anchor, view):
-                    return f"to the {name} the {names[anchor.object_id]}"
+                    return english_relation(name, [f"the {names[anchor.object_id]}"])
         return None
 
     # -------------------------------------------------------------------- per-view captions (1-2)

@@ -41,6 +41,7 @@ from core.annotate.claims import UNLOCATED, AnchorRef, Claim, Vocabulary, extrac
 from core.annotate.facts import ColorEvidence, size_class
 from core.scene.objects import ObjectInfo
 from core.scene.relations import CONTAINERS, check_relation, head_noun
+from core.text import material_name
 
 SUPPORTED, CONTRADICTED, UNVERIFIABLE = "supported", "contradicted", "unverifiable"
 COLOR_SUPPORT = 0.2
@@ -143,7 +144,7 @@ def judge(
     if claim.kind == "material":
         known = subject.attributes.get("material")
         return (UNVERIFIABLE, "material unknown") if not known else (
-            SUPPORTED if known == claim.value else CONTRADICTED, ""
+            SUPPORTED if material_name(known) == claim.value else CONTRADICTED, ""
         )
     if claim.kind == "count":
         return _judge_count(claim, objects, vocab)

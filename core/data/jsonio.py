@@ -67,6 +67,12 @@ def write_json(path: str | Path, data: Any, indent: int | None = None) -> Path:
     return atomic_write_json(path, data, indent=indent)
 
 
+def release_id(value: str) -> int | str:
+    """An id kept as a string (`Fields.ident`) written back as the releases that number them do: a
+    number-like one ("12") as an integer, any other ("007", "train-scene0000-0") as it is."""
+    return int(value) if value.isdigit() and str(int(value)) == value else value
+
+
 def check_unique_keys(path: str | Path, keys: list[str]) -> None:
     """Two records with one key would make a prediction ambiguous: refuse, naming both."""
     seen: dict[str, int] = {}

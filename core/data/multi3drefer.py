@@ -2,9 +2,10 @@
 
 Like ScanRefer, but the targets are `object_ids` (possibly empty) and `eval_type` names the query's group:
 zero / single / multiple targets (`zt`, `st`, `mt`), with or without same-class distractors (`w_d`,
-`wo_d`). In the release `ann_id` is unique within a scene, so a sample is keyed `"<scene_id>|<ann_id>"`;
-duplicates are refused when evaluating. `token`, the attribute flags (spatial, color, texture, shape) and
-any other field are optional and kept.
+`wo_d`). In the release `ann_id` is an integer unique within a scene, so a sample is keyed
+`"<scene_id>|<ann_id>"`; duplicates are refused when evaluating. Records keep it as a string; the writer
+writes a number-like one as an integer, as the release does. `token`, the attribute flags (spatial, color,
+texture, shape) and any other field are optional and kept.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.data.jsonio import read_json, read_json_list, records, write_json
+from core.data.jsonio import read_json, read_json_list, records, release_id, write_json
 
 EVAL_TYPES = ("zt_w_d", "zt_wo_d", "st_w_d", "st_wo_d", "mt")
 FIELDS = ("scene_id", "object_name", "ann_id", "description", "object_ids", "eval_type", "token")
@@ -43,7 +44,7 @@ class Multi3DReferRecord:
         out: dict[str, Any] = {
             "scene_id": self.scene_id,
             "object_name": self.object_name,
-            "ann_id": self.ann_id,
+            "ann_id": release_id(self.ann_id),
             "description": self.description,
             "object_ids": list(self.object_ids),
             "eval_type": self.eval_type,
@@ -86,4 +87,5 @@ def read_multi3drefer(path: str | Path) -> list[Multi3DReferRecord]:
 
 
 def write_multi3drefer(path: str | Path, items: list[Multi3DReferRecord]) -> Path:
+    """The release's list of records (the inverse of `read_multi3drefer`)."""
     return write_json(path, [r.to_json() for r in items])

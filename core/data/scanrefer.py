@@ -104,7 +104,25 @@ def unique_multiple(items: list[ScanReferRecord], label_map: LabelMap) -> dict[s
 
 def read_unique_multiple_lookup(path: str | Path) -> dict[tuple[str, str], str]:
     """`{scene_id: {object_id: 0 | 1}}` (0 = unique) as {(scene_id, object_id): "unique" | "multiple"}."""
-    data = read_json(path)
+    return parse_unique_multiple_lookup(path, read_json(path))
+
+
+def write_unique_multiple_lookup(
+    path: str | Path, lookup: dict[tuple[str, str], str], scenes: list[str] | None = None
+) -> Path:
+    """The lookup file from {(scene_id, object_id): "unique" | "multiple"}, in the given order (the inverse
+    of `read_unique_multiple_lookup`); `scenes` come first, written even when none of their objects is."""
+    nested: dict[str, dict[str, int]] = {scene_id: {} for scene_id in scenes or ()}
+    for (scene_id, object_id), kind in lookup.items():
+        if kind not in (UNIQUE, MULTIPLE):
+            where = f"{scene_id}|{object_id}"
+            raise DataError(path, f"expected {UNIQUE!r} or {MULTIPLE!r}, found {kind!r}", index=where)
+        nested.setdefault(scene_id, {})[str(object_id)] = 0 if kind == UNIQUE else 1
+    return write_json(path, nested)
+
+
+def parse_unique_multiple_lookup(path: str | Path, data: Any) -> dict[tuple[str, str], str]:
+    """Validate a parsed lookup file (see `read_unique_multiple_lookup`)."""
     if not isinstance(data, dict):
         raise DataError(path, "expected an object {scene_id: {object_id: 0 | 1}}")
     out = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data.errors import DataError
-from core.data.jsonio import Fields, read_json, read_json_list, records, write_json
+from core.data.jsonio import Fields, read_json, read_json_list, records, release_id, write_json
 
 QUESTION_TYPES = ("what", "is", "how", "can", "which", "other")
 QUESTION_FIELDS = ("question_id", "scene_id", "situation", "alternative_situation", "question")
@@ -100,8 +100,15 @@ def _answers(f: Fields) -> list[str]:
 
 
 def _read_release(questions_path: Path, annotations_path: Path) -> list[SQA3DRecord]:
-    questions = read_json(questions_path)
-    annotations = read_json(annotations_path)
+    questions, annotations = read_json(questions_path), read_json(annotations_path)
+    return parse_sqa3d_release(questions_path, questions, annotations_path, annotations)
+
+
+def parse_sqa3d_release(
+    questions_path: str | Path, questions: Any, annotations_path: str | Path, annotations: Any
+) -> list[SQA3DRecord]:
+    """Validate the parsed pair of release files (the paths name them in errors) and join them."""
+    questions_path, annotations_path = Path(questions_path), Path(annotations_path)
     if not isinstance(questions, dict) or "questions" not in questions:
         raise DataError(questions_path, "expected an object with a 'questions' list")
     if not isinstance(annotations, dict) or "annotations" not in annotations:
@@ -171,5 +178,39 @@ def read_sqa3d(path: str | Path) -> list[SQA3DRecord]:
 
 
 def write_sqa3d(path: str | Path, items: list[SQA3DRecord]) -> Path:
-    """Write the flat form (the release's two-file form is for reading)."""
+    """Write the flat form (one list of records; `write_sqa3d_release` writes the release's pair)."""
     return write_json(path, [r.to_json() for r in items])
+
+
+def write_sqa3d_release(
+    questions_path: str | Path, annotations_path: str | Path, items: list[SQA3DRecord]
+) -> tuple[Path, Path]:
+    """Write the release's two files (the inverse of reading them): questions with their situations, and
+    annotations with `question_type` "N/A", each answer as {answer, answer_confidence "yes", answer_id}."""
+    questions, annotations = [], []
+    for r in items:
+        qid = release_id(r.question_id)
+        questions.append(
+            {
+                "question_id": qid,
+                "scene_id": r.scene_id,
+                "situation": r.situation,
+                "alternative_situation": list(r.alternative_situation),
+                "question": r.question,
+                **r.extra,
+            }
+        )
+        annotation: dict[str, Any] = {"question_id": qid, "scene_id": r.scene_id, "question_type": "N/A"}
+        if r.answer_type is not None:
+            annotation["answer_type"] = r.answer_type
+        annotation["answers"] = [
+            {"answer": a, "answer_confidence": "yes", "answer_id": k + 1} for k, a in enumerate(r.answers)
+        ]
+        for name in ("position", "rotation"):
+            if getattr(r, name) is not None:
+                annotation[name] = getattr(r, name)
+        annotations.append(annotation)
+    return (
+        write_json(questions_path, {"questions": questions}),
+        write_json(annotations_path, {"annotations": annotations}),
+    )

@@ -16,10 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-NUMBER_WORDS = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
-)  # fmt: skip
+from core.text import SPELLED_IN_ANSWERS, number_word
 
 # Applied in order after lower-casing, each as re.sub(pattern, replacement).
 _RULES: list[tuple[str, str]] = [
@@ -46,8 +43,7 @@ _RULES: list[tuple[str, str]] = [
     # numbers as words ("none" counts as zero)
     (r"\b0\b", "zero"),
     (r"\bnone\b", "zero"),
-    *[(rf"\b{n}\b", word) for n, word in enumerate(NUMBER_WORDS) if n > 0],
-    (r"\b23\b", "twenty-three"),
+    *[(rf"\b{n}\b", number_word(n)) for n in SPELLED_IN_ANSWERS if n > 0],
     # a digit glued to a word ("no1", "mat2"), then articles before a word
     (r"\b([a-zA-Z]+)([0-9])\b", r"\g<1>"),
     (r"\ba\b ([a-zA-Z]+)", r"\g<1>"),

@@ -30,6 +30,7 @@ from itertools import combinations
 import numpy as np
 
 from core.scene.objects import ObjectInfo
+from core.text import singular, singular_phrase  # singular_phrase: re-exported for the relation's users
 
 STRUCTURAL_LABELS = frozenset({"wall", "floor", "ceiling", "door", "window"})
 ATTRIBUTE_PREDICATES = ("color", "material", "shape", "texture")
@@ -167,23 +168,10 @@ def normalize_label(label: str) -> str:
     return " ".join(label.replace("_", " ").lower().split())
 
 
-def _singular(word: str) -> str:
-    if word.endswith(("xes", "ches", "shes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
 def head_noun(label: str) -> str:
-    """The last word of a label, singular: 'kitchen cabinets' -> 'cabinet'."""
+    """The last word of a label, singular: 'kitchen cabinets' -> 'cabinet' (English: `core.text`)."""
     words = normalize_label(label).split()
-    return _singular(words[-1]) if words else ""
-
-
-def singular_phrase(label: str) -> str:
-    words = normalize_label(label).split()
-    return " ".join([*words[:-1], _singular(words[-1])]) if words else ""
+    return singular(words[-1]) if words else ""
 
 
 @lru_cache(maxsize=65536)

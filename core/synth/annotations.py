@@ -3,8 +3,10 @@
 Every statement is checked against the geometry with `core.scene.relations` before it is written, so
 descriptions, answers and object ids are true by construction; a target with same-class distractors is
 only described by facts that rule every distractor out. Output is deterministic for a seed, and each
-scene's text depends only on (seed, scene id). Files, relative to the output folder (field names as in
-the public releases):
+scene's text depends only on (seed, scene id). The English (plurals, articles, agreement, number words,
+relation and attribute phrases) is `core.text`'s; every benchmark file is validated and written by the
+`core.data` module that reads its format (`write_benchmarks`). Files, relative to the output folder (field
+names as in the public releases):
 
 - `scannetv2_{train,val}.txt`: one scene id per line.
 - `annotations/ScanRefer_filtered_{train,val}.json`: list of {scene_id, object_id (str), object_name
@@ -52,7 +54,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import atomic_write_json, atomic_write_text
+from core.atomic import atomic_write_text
+from core.data.multi3drefer import parse_multi3drefer, write_multi3drefer
+from core.data.scanqa import parse_scanqa, write_scanqa
+from core.data.scanrefer import (
+    parse_scanrefer,
+    parse_unique_multiple_lookup,
+    write_scanrefer,
+    write_unique_multiple_lookup,
+)
+from core.data.sqa3d import parse_sqa3d_release, write_sqa3d_release
 from core.scene.colors import COLOR_WORDS
 from core.scene.labels import LabelMap
 from core.scene.objects import ObjectInfo
@@ -71,6 +82,20 @@ from core.scene.relations import (
     same_class,
     side_of,
     unique_anchors,
+)
+from core.text import (
+    RELATION_PHRASES,
+    SUPERLATIVE_PREDICATES,
+    answer_number,
+    attribute_adjective,
+    attribute_predicate,
+    be,
+    indefinite_article,
+    is_plural,
+    number_word,
+    plural,
+    pronoun,
+    relation_phrase,
 )
 from core.text import scanrefer_tokens as tokenize
 
@@ -92,10 +117,6 @@ ROOM_KEY_OBJECTS = {
     "bathroom": ("toilet", "bathtub", "sink"),
     "conference room": ("table", "whiteboard"),
 }
-NUMBER_WORDS = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
-)  # fmt: skip
 SPATIAL = ("on", "under", "above", "below", "next to", "near", "between", "closest to", "farthest from",
            "against the wall", "in the corner", "in the middle of the room", "left of", "right of",
            "in front of", "behind", "leftmost", "rightmost")  # fmt: skip
@@ -135,22 +156,6 @@ class Description:
 
 
 # ------------------------------------------------------------------------------------------------ text
-
-
-def plural(label: str) -> str:
-    """English plural of a label's last word: box -> boxes, bookshelf -> bookshelves."""
-    if label.endswith(("s", "x", "ch", "sh")):
-        return label + "es"
-    if label.endswith("shelf"):
-        return label[:-1] + "ves"
-    if label.endswith("y") and label[-2:-1] not in "aeiou":
-        return label[:-1] + "ies"
-    return label + "s"
-
-
-def number_word(n: int) -> str:
-    """Counts as words, as SQA3D's answer cleaning writes them (0-20)."""
-    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
 
 
 def object_name(label: str) -> str:
@@ -212,8 +217,16 @@ class SceneContext:
         if target.object_id not in self._relations:
             found = relations_of(target, self.objects, self.extent, anchors=self.anchors(target))
             ranked_ok = len(self.members(target)) > 1
-            self._relations[target.object_id] = [r for r in found if r.predicate not in RANKED or ranked_ok]
+            keep = [r for r in found if not self.names_itself(r, target)]
+            self._relations[target.object_id] = [r for r in keep if r.predicate not in RANKED or ranked_ok]
         return self._relations[target.object_id]
+
+    def names_itself(self, relation: Relation, target: ObjectInfo) -> bool:
+        """An attribute the label already says ("a paper paper", "a glass glass"): no fact worth a word."""
+        if relation.predicate not in ("material", "shape", "texture") or relation.value is None:
+            return False
+        word = attribute_adjective(relation.predicate, str(relation.value))
+        return word in self.name(target).split()
 
     def room_centre(self) -> np.ndarray:
         if self.extent is not None:
@@ -223,50 +236,39 @@ class SceneContext:
         return (np.min(lows, axis=0) + np.max(highs, axis=0)) / 2
 
 
-_POST = {
-    "on": ("on the {a}", "on top of the {a}"),
-    "under": ("under the {a}", "beneath the {a}"),
-    "above": ("above the {a}",),
-    "below": ("below the {a}",),
-    "next to": ("next to the {a}", "beside the {a}"),
-    "near": ("near the {a}", "close to the {a}"),
-    "between": ("between the {a} and the {b}",),
-    "closest to": ("closest to the {a}",),
-    "farthest from": ("farthest from the {a}",),
-    "against the wall": ("against the wall", "by the wall"),
-    "in the corner": ("in the corner of the room", "in a corner of the room"),
-    "in the middle of the room": ("in the middle of the room", "in the center of the room"),
-    "left of": ("to the left of the {a} {view}",),
-    "right of": ("to the right of the {a} {view}",),
-    "in front of": ("in front of the {a} {view}",),
-    "behind": ("behind the {a} {view}",),
-    "leftmost": ("on the far left {view}",),
-    "rightmost": ("on the far right {view}",),
-}
+VIEW_DEPENDENT = ("left of", "right of", "in front of", "behind", "leftmost", "rightmost")
 
 
 def _post_phrase(rel: Relation, scene: SceneContext, rng: np.random.Generator) -> str | None:
-    """The phrase after the noun that states a relation ("next to the bed"); None for adjectives."""
-    templates = _POST.get(rel.predicate)
-    if templates is None:
+    """The phrase after the noun that states a relation ("next to the bed", in the words of `core.text`,
+    one of its phrasings drawn); None for adjectives (color, material, rankings)."""
+    options = RELATION_PHRASES.get(rel.predicate)
+    if options is None or rel.predicate in SUPERLATIVE_PREDICATES:
         return None
-    names = [scene.name(i) for i in rel.object_ids] or [""]
-    if rel.predicate == "on" and names[0] == "floor":
-        templates = ("on the floor",)
+    variant = int(rng.integers(len(options)))
+    anchors = [f"the {scene.name(i)}" for i in rel.object_ids]
+    if rel.predicate == "on" and anchors == ["the floor"]:
+        return "on the floor"
     if rel.predicate == "against the wall" and scene.hung(scene.by_id[rel.subject_id]):
-        templates = ("on the wall",)
+        return "on the wall"
+    phrase = relation_phrase(rel.predicate, anchors, variant=variant)
+    if rel.predicate not in VIEW_DEPENDENT:
+        return phrase
     facing = rel.viewpoint.facing_id if rel.viewpoint else None
     view = f"when facing the {scene.name(facing)}" if facing is not None else "from where you stand"
     if facing is not None and rel.object_ids == (facing,):
         view = "as you face it"
-    return str(rng.choice(templates)).format(a=names[0], b=names[-1], view=view)
+    return f"{phrase} {view}"
 
 
 def _adjectives(rels: Sequence[Relation]) -> list[str]:
-    """Adjectives of the relations said before the noun, in English order (size, color, material)."""
+    """Adjectives of the relations said before the noun, in English order (size, color, material):
+    "largest", "red", "wooden", "drum-shaped"."""
     order = {p: i for i, p in enumerate(ADJECTIVE_PREDICATES)}
     adjectives = sorted((r for r in rels if r.predicate in order), key=lambda r: order[r.predicate])
-    return [r.predicate if r.value is None else str(r.value) for r in adjectives]
+    return [
+        r.predicate if r.value is None else attribute_adjective(r.predicate, str(r.value)) for r in adjectives
+    ]
 
 
 def noun_phrase(
@@ -279,42 +281,45 @@ def noun_phrase(
 
 
 def _article(core: str) -> str:
-    if core.split()[0] in ("largest", "smallest", "tallest", "shortest"):
+    """The article: "the" before a ranking ("the largest chair"), "some" before a plural noun, else "a" or
+    "an"."""
+    if core.split()[0] in SUPERLATIVE_PREDICATES:
         return "the"
-    return "an" if core[0] in "aeiou" else "a"
+    return "some" if is_plural(core) else indefinite_article(core)
 
 
 def _identifying_sentence(core: str, post: str, rng: np.random.Generator) -> str:
-    a = _article(core)
+    a, is_, it = _article(core), be(core), pronoun(core)
+    this, there = ("these are", "there are") if is_ == "are" else ("this is", "there is")
     if not post and a == "the":
-        templates = [f"this is the {core}", f"it is the {core} in the room", f"look for the {core}"]
+        templates = [f"{this} the {core}", f"{it} {is_} the {core} in the room", f"look for the {core}"]
     elif not post:
-        templates = [f"this is {a} {core}", f"there is {a} {core} in the room", f"the room has {a} {core}"]
+        templates = [f"{this} {a} {core}", f"{there} {a} {core} in the room", f"the room has {a} {core}"]
     else:
         templates = [
-            f"this is the {core} {post}",
-            f"the {core} is {post}",
-            f"there is {a} {core} {post}",
+            f"{this} the {core} {post}",
+            f"the {core} {is_} {post}",
+            f"{there} {a} {core} {post}",
             f"look for the {core} {post}",
-            f"{post}, there is {a} {core}",
-            f"the {core} that is {post}",
+            f"{post}, {there} {a} {core}",
+            f"the {core} that {is_} {post}",
         ]
     return _sentence(str(rng.choice(templates)))
 
 
 def _extra_sentence(rel: Relation, label: str, scene: SceneContext, rng: np.random.Generator) -> str | None:
+    it, is_, them, its = pronoun(label), be(label), pronoun(label, "object"), pronoun(label, "possessive")
     post = _post_phrase(rel, scene, rng)
     if post:
-        return _sentence(
-            str(rng.choice([f"it is {post}", f"the {label} is {post}", f"you can find it {post}"]))
-        )
+        options = [f"{it} {is_} {post}", f"the {label} {is_} {post}", f"you can find {them} {post}"]
+        return _sentence(str(rng.choice(options)))
     if rel.predicate == "color":
-        options = [f"it is {rel.value}", f"the {label} is {rel.value}", f"its color is {rel.value}"]
+        options = [f"{it} {is_} {rel.value}", f"the {label} {is_} {rel.value}", f"{its} color is {rel.value}"]
         return _sentence(str(rng.choice(options)))
     if rel.predicate in ("material", "shape", "texture"):
-        return _sentence(f"it is {rel.value}")
-    if rel.predicate in ("largest", "smallest", "tallest", "shortest"):
-        return _sentence(f"it is the {rel.predicate} {label} in the room")
+        return _sentence(f"{it} {is_} {attribute_predicate(rel.predicate, str(rel.value))}")
+    if rel.predicate in SUPERLATIVE_PREDICATES:
+        return _sentence(f"{it} {is_} the {rel.predicate} {label} in the room")
     return None
 
 
@@ -342,9 +347,8 @@ def _identifying_sets(scene: SceneContext, target: ObjectInfo) -> list[tuple[Rel
     if len(scene.members(target)) == 1:
         return [()]
     tid = target.object_id
-    sets: list[tuple[Relation, ...]] = [
-        (r,) for r in distinguishing_relations(tid, scene.objects, scene.extent)
-    ]
+    found = distinguishing_relations(tid, scene.objects, scene.extent)
+    sets: list[tuple[Relation, ...]] = [(r,) for r in found if not scene.names_itself(r, target)]
     if len(sets) < 3:  # ranked relations single the target out alone, so pairs never need them
         pairs = distinguishing_pairs(tid, scene.objects, scene.extent)
         sets += [p for p in pairs if not any(r.predicate in RANKED for r in p)]
@@ -503,7 +507,10 @@ def _multi_target(scene: SceneContext, label: str, rng: np.random.Generator) -> 
                 continue
             core, post = noun_phrase(plural(label), [Relation(member.object_id, *key)], scene, rng)
             count = number_word(len(hits))
-            text = str(rng.choice([f"the {core} {post}", f"the {count} {core} {post}", f"all {core} {post}"]))
+            options = [f"the {core} {post}", f"the {count} {core} {post}", f"all {core} {post}"]
+            if is_plural(label):  # "the two clothes" is not English: a plural-only noun is not counted
+                options = [options[0], options[2]]
+            text = str(rng.choice(options))
             out.append(
                 _query(scene, label, _sentence(" ".join(text.split())), hits, "mt", [Relation(0, *key)])
             )
@@ -647,7 +654,7 @@ def scanqa_questions(scene: SceneContext, rng: np.random.Generator) -> list[dict
         usable = [s for s in sets if not any(r.predicate == "color" for r in s)]
         if target.color_name and usable:
             core, post = noun_phrase(label, usable[int(rng.integers(len(usable)))], scene, rng)
-            question = " ".join(f"what color is the {core} {post}".split()) + "?"
+            question = " ".join(f"what color {be(label)} the {core} {post}".split()) + "?"
             out.append(_qa(question, [target.color_name], [target]))
         if len(scene.members(target)) > 1:  # the questions below name the target by its label alone
             continue
@@ -656,7 +663,7 @@ def scanqa_questions(scene: SceneContext, rng: np.random.Generator) -> list[dict
         where = [_post_phrase(r, scene, rng) for r in facts]
         where = [w for w in where if w and w != "on the floor"] or [w for w in where if w]
         if where:
-            out.append(_qa(f"where is the {label}?", where[:3], [target]))
+            out.append(_qa(f"where {be(label)} the {label}?", where[:3], [target]))
         for predicate in ("on", "next to", "under"):
             found = [o for o in scene.targets if o is not target and check_relation(predicate, o, [target])]
             if found:
@@ -675,7 +682,7 @@ def _count_questions(scene: SceneContext, rng: np.random.Generator) -> list[dict
     by_count: dict[int, list[tuple[str, list[ObjectInfo]]]] = {}
     families = {scene.name(o): o for o in scene.targets}
     for label, first in families.items():
-        if scene.clean_family(first):
+        if scene.clean_family(first) and not is_plural(label):  # no "how many clothes": not counted
             group = scene.members(first)
             by_count.setdefault(min(len(group), 5), []).append((label, group))
     present = [scene.name(o) for o in scene.objects]
@@ -686,7 +693,7 @@ def _count_questions(scene: SceneContext, rng: np.random.Generator) -> list[dict
     for bucket in sorted(by_count):
         label, group = by_count[bucket][int(rng.integers(len(by_count[bucket])))]
         question = str(rng.choice(["how many {} are in the room?", "how many {} are there?"]))
-        out.append(_qa(question.format(plural(label)), [number_word(len(group))], group))
+        out.append(_qa(question.format(plural(label)), [answer_number(len(group))], group))
     return out
 
 
@@ -876,7 +883,7 @@ def situated_questions(
     for o in unique:
         name, side, direction = scene.name(o), side_of(view, o.center), direction_of(view, o.center)
         if side:
-            for ask in ("left", "right"):
+            for ask in ("left", "right") if not is_plural(name) else ():  # "Is the ...": a singular noun
                 kinds["is"].append((f"Is the {name} on my {ask}?", "yes" if side == ask else "no", "yes/no"))
             kinds["other"].append(
                 (f"If I turn around, will the {name} be on my left or right?", _flip(side), "other")
@@ -891,10 +898,10 @@ def situated_questions(
             kinds["can"].append((f"Can I reach the {name} {verb}?", answer, "yes/no"))
         where = COLOR_WHERE.get(direction or "")
         if o.color_name and where and (direction != "forward" or view.local(o.center)[0] >= 0.5):
-            kinds["what"].append((f"What color is the {name} {where}?", o.color_name, "other"))
+            kinds["what"].append((f"What color {be(name)} the {name} {where}?", o.color_name, "other"))
     for label in sorted({scene.name(o) for o in around}):  # sorted: set order changes between runs
         group = [o for o in around if scene.name(o) == label]
-        if not scene.clean_family(group[0]) or len(scene.members(group[0])) != len(group):
+        if not scene.clean_family(group[0]) or len(scene.members(group[0])) != len(group) or is_plural(label):
             continue
         if any(o.object_id in named for o in group):  # "how many tvs are in front of me" facing the tv
             continue
@@ -902,14 +909,14 @@ def situated_questions(
         if all(a >= 0.3 or a <= -0.1 for a in aheads):
             count = sum(a >= 0.3 for a in aheads)
             kinds["how"].append(
-                (f"How many {plural(label)} are in front of me?", number_word(count), "number")
+                (f"How many {plural(label)} are in front of me?", answer_number(count), "number")
             )
         sides = [side_of(view, o.center) for o in group]
         if all(sides):
             for side in ("left", "right"):
                 count = sides.count(side)
                 kinds["how"].append(
-                    (f"How many {plural(label)} are on my {side}?", number_word(count), "number")
+                    (f"How many {plural(label)} are on my {side}?", answer_number(count), "number")
                 )
     picked = []
     for kind in rng.permutation(list(kinds)):
@@ -1047,13 +1054,33 @@ def generate_benchmarks(
 
 
 def write_benchmarks(out_dir: str | Path, benchmarks: dict[str, list | dict]) -> list[Path]:
-    """Write every file atomically (temp file + rename); `.txt` contents are lines, the rest JSON."""
+    """Write every file through the `core.data` module that reads its format, after validating it with
+    that module's parser (a record the readers would refuse is never written); writes are atomic. `.txt`
+    files (the split lists) are lines."""
     out_dir = Path(out_dir)
     written = []
     for relative, content in benchmarks.items():
         path = out_dir / relative
+        name = path.name
         if relative.endswith(".txt"):
             written.append(atomic_write_text(path, "".join(f"{line}\n" for line in content)))
+        elif name.startswith("ScanRefer_filtered_"):
+            written.append(write_scanrefer(path, parse_scanrefer(path, content)))
+        elif name == "scanrefer_unique_multiple_lookup.json":
+            lookup = parse_unique_multiple_lookup(path, content)
+            written.append(write_unique_multiple_lookup(path, lookup, scenes=list(content)))
+        elif name.startswith("multi3drefer_"):
+            written.append(write_multi3drefer(path, parse_multi3drefer(path, content)))
+        elif name.startswith("ScanQA_v1.0_"):
+            written.append(write_scanqa(path, parse_scanqa(path, content)))
+        elif name.startswith("v1_balanced_questions_"):
+            pair = path.with_name(name.replace("_questions_", "_sqa_annotations_"))
+            partner = benchmarks.get(str(Path(relative).with_name(pair.name)))
+            if partner is None:
+                raise ValueError(f"{relative}: its SQA3D annotations ({pair.name}) are missing")
+            written += write_sqa3d_release(path, pair, parse_sqa3d_release(path, content, pair, partner))
+        elif name.startswith("v1_balanced_sqa_annotations_"):
+            continue  # written with its questions
         else:
-            written.append(atomic_write_json(path, content))
+            raise ValueError(f"{relative}: no core.data writer for this file")
     return written

@@ -4,7 +4,8 @@ It reads only `request.facts` (category, color measured from the object's pixels
 words, relations computed from geometry) and never looks at the images, so it is no vision-language
 model: it is the honest baseline that makes the pipeline runnable and testable without a GPU, and its
 captions are true by construction up to the measurement. Phrasing is drawn from a seeded generator keyed
-by the request's `facts["key"]`, so a run is deterministic for a seed and independent of batch order.
+by the request's `facts["key"]`, so a run is deterministic for a seed and independent of batch order. The
+English (articles, plurals, counts, lists, agreement) is `core.text`'s.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.annotate.captioners.base import CaptionRequest
-
-
-def _article(phrase: str) -> str:
-    return "an" if phrase[:1] in "aeiou" else "a"
+from core.text import be, count_phrase, indefinite, join_words, pronoun, sentence
 
 
 def _noun_phrase(facts: dict[str, Any], with_size: bool = True) -> str:
@@ -30,11 +28,6 @@ def _noun_phrase(facts: dict[str, Any], with_size: bool = True) -> str:
         words.append(facts["color"])
     words.append(facts["label"])
     return " ".join(words)
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "?", "!")) else ".")
 
 
 @dataclass
@@ -59,26 +52,32 @@ class GroundedCaptioner:
 
     def _isolated_view(self, facts: dict[str, Any], rng: random.Random) -> str:
         phrase = _noun_phrase(facts)
-        template = rng.choice(["this is {a} {p}", "{a} {p}", "the image shows {a} {p}", "it is {a} {p}"])
-        return _sentence(template.format(a=_article(phrase), p=phrase))
+        this, it = ("these are", "they are") if be(phrase) == "are" else ("this is", "it is")
+        template = rng.choice([f"{this} {{p}}", "{p}", "the image shows {p}", f"{it} {{p}}"])
+        return sentence(template.format(p=indefinite(phrase)))
 
     def _highlighted_view(self, facts: dict[str, Any], rng: random.Random) -> str:
         label, relations = facts["label"], facts.get("relations") or []
+        is_, it = be(label), pronoun(label)
         if not relations:
-            return _sentence(f"the {label} stands apart from the other labelled objects in this view")
-        first = _sentence(f"the {label} is {relations[0]}")
-        rest = [_sentence(f"{rng.choice(['it is', 'it is also'])} {r}") for r in relations[1:]]
+            stand = "stand" if is_ == "are" else "stands"
+            return sentence(f"the {label} {stand} apart from the other labelled objects in this view")
+        first = sentence(f"the {label} {is_} {relations[0]}")
+        rest = [sentence(f"{rng.choice([f'{it} {is_}', f'{it} {is_} also'])} {r}") for r in relations[1:]]
         return " ".join([first, *rest])
 
     def _fusion(self, facts: dict[str, Any], rng: random.Random) -> str:
-        phrase = _noun_phrase(facts)
-        opening = rng.choice(["this is {a} {p}", "there is {a} {p}", "{a} {p}", "the object is {a} {p}"])
-        parts = [_sentence(opening.format(a=_article(phrase), p=phrase))]
+        phrase, label = _noun_phrase(facts), facts["label"]
+        is_, it, them = be(label), pronoun(label), pronoun(label, "object")
+        this, there = ("these are", "there are") if is_ == "are" else ("this is", "there is")
+        opening = rng.choice([f"{this} {{p}}", f"{there} {{p}}", "{p}", f"the object {is_} {{p}}"])
+        parts = [sentence(opening.format(p=indefinite(phrase)))]
         for i, relation in enumerate(facts.get("relations") or []):
-            lead = rng.choice(["it is", "the {l} is", "you can find it"]) if i == 0 else "it is"
-            if lead == "you can find it" and relation.startswith("the "):
-                lead = "it is"
-            parts.append(_sentence(f"{lead.format(l=facts['label'])} {relation}"))
+            options = [f"{it} {is_}", f"the {label} {is_}", f"you can find {them}"]
+            lead = rng.choice(options) if i == 0 else f"{it} {is_}"
+            if lead == f"you can find {them}" and relation.startswith("the "):
+                lead = f"{it} {is_}"
+            parts.append(sentence(f"{lead} {relation}"))
         return " ".join(parts)
 
     def _verification(self, facts: dict[str, Any], rng: random.Random) -> str:
@@ -89,7 +88,7 @@ class GroundedCaptioner:
         top = max(counts.values())
         if top >= 0.6 * len(colors):
             return "CONSISTENT. The views agree on the object and its color."
-        listing = ", ".join(f"{c} in {n} view{'s' if n > 1 else ''}" for c, n in counts.items())
+        listing = ", ".join(f"{c} in {count_phrase(n, 'view')}" for c, n in counts.items())
         return f"INCONSISTENT. The views disagree on the color ({listing})."
 
     # ----------------------------------------------------------------------------------------- scene
@@ -98,33 +97,26 @@ class GroundedCaptioner:
         main = facts["highlighted"]
         others = [_noun_phrase(o, with_size=False) for o in facts.get("visible") or []]
         phrase = _noun_phrase(main, with_size=False)
-        opening = rng.choice(
-            ["the frame shows {a} {p}", "this view is centred on {a} {p}", "in view is {a} {p}"]
-        )
-        parts = [_sentence(opening.format(a=_article(phrase), p=phrase))]
+        opening = rng.choice(["the frame shows {p}", "this view is centred on {p}", "in view {is_} {p}"])
+        parts = [sentence(opening.format(p=indefinite(phrase), is_=be(phrase)))]
         if others:
-            listed = ", ".join(f"{_article(o)} {o}" for o in others[:-1])
-            tail = f"{_article(others[-1])} {others[-1]}"
-            parts.append(_sentence(f"also visible: {listed + ' and ' + tail if listed else tail}"))
-        parts += [_sentence(s) for s in facts.get("relations") or []]
+            parts.append(sentence(f"also visible: {join_words([indefinite(o) for o in others])}"))
+        parts += [sentence(s) for s in facts.get("relations") or []]
         return " ".join(parts)
 
     def _narrative(self, facts: dict[str, Any], rng: random.Random) -> str:
         room = facts.get("room_type") or "room"
         w, d = facts.get("extent") or (0.0, 0.0)
-        opening = rng.choice(["this is {a} {r}", "the scan shows {a} {r}", "the room is {a} {r}"])
-        parts = [_sentence(opening.format(a=_article(room), r=room))]
+        opening = rng.choice(["this is {r}", "the scan shows {r}", "the room is {r}"])
+        parts = [sentence(opening.format(r=indefinite(room)))]
         if w and d:
-            parts.append(_sentence(f"it measures about {w:.1f} by {d:.1f} metres"))
+            parts.append(sentence(f"it measures about {w:.1f} by {d:.1f} metres"))
         main = facts.get("main_objects") or []
         if main:
-            names = [
-                f"{o['count']} {o['label']}s" if o["count"] > 1 else f"{_article(o['label'])} {o['label']}"
-                for o in main
-            ]
-            listed = ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
-            parts.append(_sentence(f"it contains {listed}"))
-        parts += [_sentence(s) for s in facts.get("arrangement") or []]
+            names = [count_phrase(o["count"], o["label"]) if o["count"] > 1 else indefinite(o["label"])
+                     for o in main]  # fmt: skip
+            parts.append(sentence(f"it contains {join_words(names)}"))
+        parts += [sentence(s) for s in facts.get("arrangement") or []]
         return " ".join(parts)
 
     def _scenario(self, facts: dict[str, Any], rng: random.Random) -> str:

@@ -8,6 +8,7 @@ import sys
 from core.annotate import cli as annotate_cli
 from core.annotate import factcheck_cli
 from core.eval import cli as eval_cli
+from core.eval import predict_cli
 from core.scene import cli as scene_cli
 from core.serve import cli as serve_cli
 from core.synth import cli as synth_cli
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     factcheck_cli.register(commands)
     serve_cli.register(commands)
     train_cli.register(commands)
+    predict_cli.register(commands)
     return parser
 
 

@@ -102,6 +102,31 @@ def test_largest_of_class_matches_boxes_measured_here(synth_root: Path, result: 
     assert random_instance < seeded["metrics"]["overall"]["Acc@0.5"]
 
 
+def test_refseg_empty_mask_and_random_superpoint(synth_root: Path, result: BaselineResult) -> None:
+    refer = both(synth_root, "ScanRefer_filtered_{split}.json", read_scanrefer)
+    empty = result.details["refseg"]["empty mask"]["metrics"]["overall"]
+    assert empty["count"] == len(refer) > 0  # every ScanRefer sample has a target
+    assert empty["mIoU"] == 0 and empty["Acc@0.25"] == 0 and empty["Acc@0.5"] == 0
+
+    # seed 0 recomputed here: a uniform draw over the scene's sorted segs.json ids, in file order
+    scenes = {s: load_scene(synth_root, s, with_frames=False) for s in {r.scene_id for r in refer}}
+    rng = np.random.default_rng(0)
+    ious = []
+    for r in refer:
+        scene = scenes[r.scene_id]
+        ids = np.unique(scene.segments)
+        pred = scene.segments == ids[int(rng.integers(len(ids)))]
+        target = scene.vertex_instance == int(r.object_id)
+        ious.append((pred & target).sum() / ((pred | target).sum() + 1e-6))
+    seeded = result.details["refseg"]["random superpoint (mean of 5 seeds)"]
+    assert len(seeded["per_seed"]) == 5
+    assert seeded["per_seed"][0]["overall"]["mIoU"] == pytest.approx(np.mean(ious))
+    mean = np.mean([run["overall"]["mIoU"] for run in seeded["per_seed"]])
+    assert seeded["metrics"]["overall"]["mIoU"] == pytest.approx(mean)
+    oracle = value(result, "refseg", "class oracle: largest of class", "overall", "mIoU")
+    assert 0 < mean < oracle
+
+
 def test_scan2cap_class_captions_match_every_object(synth_root: Path, result: BaselineResult) -> None:
     refer = both(synth_root, "ScanRefer_filtered_{split}.json", read_scanrefer)
     objects = {(r.scene_id, r.object_id) for r in refer}
@@ -130,7 +155,8 @@ def test_command_prints_the_table_and_writes_json(synth_root: Path, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[1].split() == ["task", "baseline", "metric", "value", "n"]
-    for text in ("no target", "class oracle: largest of class", "majority per question type (train)"):
+    shown = ("no target", "class oracle: largest of class", "majority per question type (train)")
+    for text in (*shown, "empty mask", "random superpoint (mean of 5 seeds)"):
         assert text in done.stdout
     document = json.loads(out.read_text())
     assert document["split"] == "all" and document["majority_split"] == "train"

@@ -7,6 +7,8 @@ or the scene beyond what is named:
 - ScanRefer and referring segmentation: the class-name oracle (an instance of the class the sample's
   `object_name` names: a random one, mean over seeds, and the largest by box volume) and a random instance
   of the scene (any object but wall / floor / ceiling / door / window, mean over seeds).
+- Referring segmentation also: the empty mask (IoU 0 wherever there is a target: the floor of the scale)
+  and a random superpoint of the scene (mean over seeds; the unit a mask decoder predicts).
 - Multi3DRefer: "no target" (an empty box list for every query) and "all of the class" (every instance of
   the named class).
 - ScanQA and SQA3D: the most frequent first answer of the train split, overall and per question type
@@ -50,6 +52,8 @@ from core.eval.report import EvalReport
 from core.eval.scenes import ScanTruth
 from core.scene.labels import LabelMap, normalize_label
 from core.scene.relations import STRUCTURAL_LABELS
+from core.scene.scannet import load_scene, read_segments, scene_files, scene_folder
+from core.text import indefinite
 
 SPLITS = ("train", "val", "all")
 SEEDS = (0, 1, 2, 3, 4)
@@ -273,6 +277,33 @@ class BaselineRunner:
         largest = score("largest", pick(lambda scene, ids, rng: scene.largest(ids), "class"))
         for task, report in zip(("scanrefer", "refseg"), largest):
             self.add(task, "class oracle: largest of class", report.metrics)
+        self.refseg_blind(gt, items)
+
+    def superpoints(self, scene_id: str) -> np.ndarray:
+        """(N,) superpoint id of each vertex: the scene's segs.json, else computed from the mesh."""
+        folder = scene_folder(self.root, scene_id)
+        segs = scene_files(folder, scene_id)["segs"]
+        if segs is None:
+            return load_scene(self.root, scene_id, with_frames=False).superpoints
+        return read_segments(segs, self.truth.scene(scene_id).num_vertices)
+
+    def refseg_blind(self, gt: Path, items: list) -> None:
+        """Masks that ignore the text and the objects: nothing at all, and one random superpoint."""
+        path = write_vertex_sets(self.work / "refseg-empty.json", {r.key: [] for r in items})
+        report = evaluate_refseg(gt, path, self.truth, self.label_map)
+        self.add("refseg", "empty mask", report.metrics)
+        segments = {s: self.superpoints(s) for s in dict.fromkeys(r.scene_id for r in items)}
+        ids = {s: np.unique(seg) for s, seg in segments.items()}
+        runs = []
+        for seed in SEEDS:
+            rng = np.random.default_rng(seed)
+            chosen = {}
+            for r in items:
+                pick = ids[r.scene_id][int(rng.integers(len(ids[r.scene_id])))]
+                chosen[r.key] = np.flatnonzero(segments[r.scene_id] == pick)
+            path = write_vertex_sets(self.work / f"refseg-superpoint-{seed}.json", chosen)
+            runs.append(evaluate_refseg(gt, path, self.truth, self.label_map).metrics)
+        self.add_seeded("refseg", "random superpoint", runs)
 
     def multi3drefer(self) -> None:
         gt = gt_file(self.root, "multi3drefer", self.split, self.work)
@@ -325,7 +356,7 @@ class BaselineRunner:
         for t in targets:
             boxes = self.truth.scene(t.scene_id).boxes
             if t.object_id.isdigit() and int(t.object_id) in boxes:  # else the runner names the record
-                caption = f"a {normalize_label(t.object_name)}."
+                caption = f"{indefinite(normalize_label(t.object_name))}."
                 proposals.append(CaptionProposal(t.scene_id, boxes[int(t.object_id)], caption))
         path = write_proposals(self.work / "scan2cap-class.json", proposals)
         report = evaluate_scan2cap(gt, path, self.truth, self.scorer)
@@ -366,6 +397,7 @@ def compute_baselines(
         f"split '{split}': {len(scenes)} scenes; seeded baselines: mean over seeds {list(SEEDS)}",
         "class oracle: an instance of the class named by the sample's object_name; largest = box volume",
         "random instance: any object of the scene but " + " / ".join(sorted(STRUCTURAL_LABELS)),
+        "refseg empty mask: no vertex predicted; random superpoint: one superpoint of the scene (segs.json)",
         f"majority answers: first answers counted on the {MAJORITY_SPLIT} split, evaluated on {evaluated}",
         "ScanQA CIDEr / METEOR / ROUGE-L: answers as given (trailing period stripped; Video-3D-LLM / Ross3D, "
         "the headline); 'cleaned': after LEO's clean_answer",

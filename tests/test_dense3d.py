@@ -154,3 +154,17 @@ def test_train_command_resumes_exactly(synth_root, tmp_path):
     trained_on = [json.loads(line) for line in (resumed / "training_set.jsonl").read_text().splitlines()]
     assert len(trained_on) == 6 and all(r["question"] for r in trained_on)
     assert Dense3DModel.load_config(resumed).recipe["stage"] == "dense3d"
+
+
+def test_queries_about_one_scene_share_its_encoding(synth_root, tmp_path):
+    model = _model().eval()
+    samples = [s for s in load_samples(synth_root, "train") if s.target_ids]
+    scene_id = samples[0].scene_id
+    same = [s for s in samples if s.scene_id == scene_id][:2]
+    cache = SceneCache(synth_root, tmp_path / "cache", SceneCacheConfig(voxel_size=0.1))
+    items = RefSegDataset(same, cache)
+    with torch.no_grad():
+        together = model.encode_scene(task.collate_inputs([items[0], items[1]]).scene)
+        alone = model.encode_scene(task.collate_inputs([items[0]]).scene)
+    assert together.feats[0] is together.feats[1]  # one U-Net pass for both queries
+    torch.testing.assert_close(together.feats[0], alone.feats[0])

@@ -104,3 +104,17 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert f(10) == pytest.approx(1.0)
     assert f(55) == pytest.approx(0.55, abs=1e-6)
     assert f(100) == pytest.approx(0.1)
+
+
+def test_grouped_order_keeps_each_group_together_and_is_a_permutation():
+    from core.train.loop import EpochSampler
+
+    groups = ["a", "b", "c", "a", "b", "c", "a", "c", "c"]
+    sampler = EpochSampler(len(groups), seed=4, groups=groups)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(groups)))
+    runs = [groups[i] for i in order]
+    assert sum(1 for x, y in zip(runs, runs[1:]) if x != y) == 2  # three groups, two boundaries
+    assert list(EpochSampler(len(groups), seed=4, groups=groups)) == order  # seeded
+    sampler.epoch = 1
+    assert list(sampler) != order  # a new epoch, a new order

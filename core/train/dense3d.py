@@ -33,7 +33,7 @@ from core.models.errors import ModelError
 from core.train.config import TrainConfig
 from core.train.loop import TrainJob, latest_checkpoint, train
 
-DATA_KEYS = {"split", "sources", "densescan", "levels", "cache_dir", "max_samples"}
+DATA_KEYS = {"split", "sources", "densescan", "levels", "cache_dir", "max_samples", "group_by_scene"}
 
 
 class FramesDataset(Dataset):
@@ -134,7 +134,10 @@ def refseg_job(
         "reviewed_records": sum(1 for s in samples if s.provenance.get("review_status")),
     }
     train_config = TrainConfig.from_dict(preset["train"], "train")
-    return TrainJob(model, dataset, collate_fn, train_config, out, recipe, [s.to_json() for s in samples])
+    groups = [s.scene_id for s in samples] if options.get("group_by_scene", True) else None
+    return TrainJob(
+        model, dataset, collate_fn, train_config, out, recipe, [s.to_json() for s in samples], groups
+    )
 
 
 def run(

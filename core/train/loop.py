@@ -32,17 +32,28 @@ STATE_FILE = "trainer_state.json"
 
 class EpochSampler(Sampler[int]):
     """A fresh permutation per epoch from (seed, epoch): the data order is a function of the position in
-    training, so a resumed run sees the same samples an uninterrupted one would. The loop sets `epoch` and
-    `skip` itself; there is deliberately no `set_epoch`, which accelerate's loader would call with its own
-    iteration count."""
+    training, so a resumed run sees the same samples an uninterrupted one would. With `groups` (e.g. each
+    sample's scene), the order is group by group (groups and members shuffled), so a batch mostly holds
+    one group: queries about one room share its U-Net pass. The loop sets `epoch` and `skip` itself; there
+    is deliberately no `set_epoch`, which accelerate's loader would call with its own iteration count."""
 
-    def __init__(self, size: int, seed: int):
+    def __init__(self, size: int, seed: int, groups: list | None = None):
         self.size, self.seed, self.epoch = size, seed, 0
+        self.groups = groups
         self.skip = 0  # samples of this epoch already seen before a resume (read once, when an epoch starts)
 
-    def __iter__(self):
+    def order(self) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()[self.skip :]
+        order = torch.randperm(self.size, generator=generator).tolist()
+        if self.groups is None:
+            return order
+        members: dict = {}
+        for index in order:  # members in shuffled order, groups in order of first appearance (shuffled)
+            members.setdefault(self.groups[index], []).append(index)
+        return [index for group in members.values() for index in group]
+
+    def __iter__(self):
+        order = self.order()[self.skip :]
         self.skip = 0
         return iter(order)
 
@@ -59,6 +70,7 @@ class TrainJob:
     out: Path
     recipe: dict[str, Any] = field(default_factory=dict)  # what was trained on, and how: saved with the model
     training_set: list[dict[str, Any]] | None = None  # the samples (with provenance), saved with the model
+    groups: list | None = None  # per sample, a key to batch together (EpochSampler)
 
 
 def git_commit(repo: Path | None = None) -> str:
@@ -88,8 +100,13 @@ def _precision(requested: str) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
+def checkpoints(out: Path) -> list[Path]:
+    """Complete checkpoints under `out`, oldest first (a `step-N.tmp` left by a killed save is not one)."""
+    return sorted(p for p in (out / "checkpoints").glob("step-*") if p.name[len("step-") :].isdigit())
+
+
 def latest_checkpoint(out: Path) -> Path | None:
-    found = sorted((out / "checkpoints").glob("step-*"))
+    found = checkpoints(out)
     return found[-1] if found else None
 
 
@@ -108,7 +125,7 @@ def _save_checkpoint(accelerator, out: Path, state: dict, keep: int) -> None:
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
-        for old in sorted((out / "checkpoints").glob("step-*"))[:-keep]:
+        for old in checkpoints(out)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
 
@@ -132,16 +149,19 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 
-    sampler = EpochSampler(len(job.dataset), config.seed)
+    sampler = EpochSampler(len(job.dataset), config.seed, job.groups)
     # the loader draws its workers' base seed from its own generator, not the global one: otherwise opening
-    # an epoch's iterator at a different moment after a resume would shift every later dropout mask
+    # an epoch's iterator at a different moment after a resume would shift every later dropout mask.
+    # accelerate deals whole batches round-robin to the processes; with drop_last it drops an incomplete
+    # round, so drop only when there is at least one full round (else every process would get nothing and
+    # the loop would spin through empty epochs); without it the last round is filled from the epoch's start
     loader = DataLoader(
         job.dataset,
         batch_size=config.batch_size,
         sampler=sampler,
         collate_fn=job.collate,
         num_workers=config.num_workers,
-        drop_last=len(job.dataset) >= config.batch_size,
+        drop_last=len(job.dataset) >= config.batch_size * accelerator.num_processes,
         generator=torch.Generator().manual_seed(config.seed),
     )
     optimizer = torch.optim.AdamW(parameter_groups(job.model, config), lr=config.lr)
@@ -151,7 +171,8 @@ def train(
     model, optimizer, loader = accelerator.prepare(job.model, optimizer, loader)
     accelerator.register_for_checkpointing(scheduler)
 
-    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0}
+    # samples_in_epoch counts all processes' samples, so a run may resume on another number of processes
+    state = {"step": 0, "epoch": 0, "samples_in_epoch": 0}
     metrics = out / "metrics.jsonl"
     if resume:
         checkpoint = latest_checkpoint(out)
@@ -159,6 +180,8 @@ def train(
             raise ModelError(out, "--resume: no checkpoint under checkpoints/ (start without --resume)")
         accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / STATE_FILE).read_text())
+        if "batches_in_epoch" in state:  # a checkpoint written before samples_in_epoch (one process)
+            state["samples_in_epoch"] = state.pop("batches_in_epoch") * config.batch_size
         if accelerator.is_main_process:
             truncate_metrics(metrics, state["step"])
     elif accelerator.is_main_process and metrics.exists():
@@ -177,8 +200,7 @@ def train(
     stopping = False
     while state["step"] < config.steps and not stopping:
         sampler.epoch = state["epoch"]
-        # skip what this epoch already fed the model (on every process) before a resume
-        sampler.skip = state["batches_in_epoch"] * config.batch_size * accelerator.num_processes
+        sampler.skip = state["samples_in_epoch"]  # what this epoch fed the model before a resume
         for batch in loader:
             with accelerator.accumulate(model):
                 outputs = model(batch)
@@ -190,7 +212,7 @@ def train(
                 if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            state["batches_in_epoch"] += 1
+            state["samples_in_epoch"] += config.batch_size * accelerator.num_processes
             samples += config.batch_size * accelerator.num_processes
             for name, value in outputs.items():  # every scalar the model reports is logged
                 if torch.is_tensor(value) and value.dim() == 0:
@@ -224,8 +246,10 @@ def train(
             if state["step"] >= config.steps or stopping:
                 break
         else:  # the epoch ran out before the step budget: next epoch, next permutation
+            if state["samples_in_epoch"] == 0:  # never loop forever over epochs that feed nothing
+                raise ModelError(None, f"epoch {state['epoch']} gave this process no batch")
             state["epoch"] += 1
-            state["batches_in_epoch"] = 0
+            state["samples_in_epoch"] = 0
     bar.close()
     if state["step"] < config.steps:
         return None

@@ -118,16 +118,41 @@ class Dense3DModel(nn.Module, PretrainedMixin):
     # ------------------------------------------------------------------------------------------ scene
 
     def encode_scene(self, scene: SceneBatch) -> SceneFeatures:
-        """U-Net over the voxels, back to points, mean per superpoint; split per batch item."""
-        voxel = self.backbone(scene.voxel_coords, scene.voxel_feats, scene.batch_size)
-        point = voxel_to_point(voxel, scene.point_to_voxel)
-        total = int(scene.superpoint_offsets[-1])
-        feats = superpoint_mean(point, scene.superpoint_ids, total)
-        centres = superpoint_mean(scene.xyz, scene.superpoint_ids, total)
-        counts = torch.bincount(scene.superpoint_ids, minlength=total)
-        bounds = scene.superpoint_offsets.tolist()
-        cut = [slice(bounds[b], bounds[b + 1]) for b in range(scene.batch_size)]
-        return SceneFeatures([feats[c] for c in cut], [centres[c] for c in cut], [counts[c] for c in cut])
+        """U-Net over the voxels, back to points, mean per superpoint, per batch item. Items of the same
+        scene (several queries about one room) share one U-Net pass: on a CPU the U-Net is most of a step."""
+        first: dict[str, int] = {}
+        for b, scene_id in enumerate(scene.scene_ids):
+            first.setdefault(scene_id, b)
+        unique = list(first.values())
+        vo, po, so = (
+            t.tolist() for t in (scene.voxel_offsets, scene.point_offsets, scene.superpoint_offsets)
+        )
+        if len(unique) == scene.batch_size:
+            coords, voxel_feats = scene.voxel_coords, scene.voxel_feats
+        else:
+            parts = []
+            for j, b in enumerate(unique):
+                part = scene.voxel_coords[vo[b] : vo[b + 1]].clone()
+                part[:, 0] = j
+                parts.append(part)
+            coords = torch.cat(parts)
+            voxel_feats = torch.cat([scene.voxel_feats[vo[b] : vo[b + 1]] for b in unique])
+        voxel = self.backbone(coords, voxel_feats, len(unique))
+        per_scene, start = {}, 0
+        for b in unique:
+            count = vo[b + 1] - vo[b]
+            point = voxel_to_point(
+                voxel[start : start + count], scene.point_to_voxel[po[b] : po[b + 1]] - vo[b]
+            )
+            start += count
+            ids, total = scene.superpoint_ids[po[b] : po[b + 1]] - so[b], so[b + 1] - so[b]
+            per_scene[scene.scene_ids[b]] = (
+                superpoint_mean(point, ids, total),
+                superpoint_mean(scene.xyz[po[b] : po[b + 1]], ids, total),
+                torch.bincount(ids, minlength=total),
+            )
+        feats, centres, counts = zip(*(per_scene[scene_id] for scene_id in scene.scene_ids))
+        return SceneFeatures(list(feats), list(centres), list(counts))
 
     def visual_tokens(self, features: SceneFeatures, frames: list[FrameInputs] | None) -> list[Tensor]:
         """Per item: [scene tokens; image tokens] at the LLM width."""

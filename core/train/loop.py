@@ -4,6 +4,11 @@ A model is any `nn.Module` whose `forward(batch)` returns a dict with a scalar `
 more scalar terms to log) and that has `save_pretrained(dir)`. accelerate places it on the CPU, one GPU or
 many processes (`accelerate launch`), handles bf16 and gradient accumulation, and saves the whole state
 (model, optimizer, scheduler, RNG) so that `--resume` continues exactly where a run stopped.
+
+Several processes: each gets whole batches in turn (global batch = batch_size x processes x grad_accum);
+DDP averages gradients; BatchNorm keeps per-process statistics (no SyncBatchNorm: it refuses CPU tensors,
+and a scene already gives it thousands of voxels); only the main process writes metrics, curves and the
+model. tests/test_dense3d_distributed.py checks two gloo processes against one.
 """
 
 from __future__ import annotations

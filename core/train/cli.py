@@ -85,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     except (ModelError, DataError, SceneError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process reports
+        return 0
     if final is None:
         print(
             f"stopped at step {args.stop_after}; continue with --resume "

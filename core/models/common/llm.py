@@ -213,7 +213,7 @@ def build_llm(
     model.generation_config.pad_token_id = ids.pad
     model.generation_config.bos_token_id = None
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     if config.lora_r > 0:
         model = _with_lora(model, config)
     else:

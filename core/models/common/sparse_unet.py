@@ -22,7 +22,7 @@ from core.models.common.sparse import BACKENDS, Backend, get_backend
 from core.models.common.sparse.hash import encode
 from core.models.errors import ModelError
 
-_FEATURE_WISE = (nn.BatchNorm1d, nn.ReLU, nn.Identity)
+_FEATURE_WISE = (nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.Identity)  # SyncBatchNorm too
 
 
 @dataclass

@@ -92,7 +92,7 @@ def test_frame_poses_project_aligned_vertices_onto_their_pixels(scene: Scene) ->
     for frame in frames.frames[::8]:
         depth = frame.depth()
         vis = visible_points(scene.mesh.vertices, frame.pose, frames.depth_intrinsics, depth, tolerance=0.01)
-        assert vis.visible.sum() > 2000, (
+        assert vis.visible.sum() > 1000, (  # a close-up of a wall shows ~1,600; wrong poses ~0
             f"frame {frame.frame_id} sees almost nothing: poses wrongly composed?"
         )
         # The stored depth at a visible vertex's pixel is its camera depth within 1 cm (mm PNG).

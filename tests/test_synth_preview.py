@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.synth.preview import LABEL_HEIGHT, depth_picture, sample_frames, write_contact_sheet
+from core.synth.preview import (
+    LABEL_HEIGHT,
+    depth_picture,
+    objects_in_view,
+    pick_frames,
+    sample_frames,
+    write_contact_sheet,
+)
 
 
 def test_depth_picture_shows_holes_black_and_near_brighter_than_far() -> None:
@@ -43,3 +51,20 @@ def test_contact_sheet_of_an_empty_folder_names_it(tmp_path: Path) -> None:
     (tmp_path / "scans").mkdir()
     with pytest.raises(FileNotFoundError, match="no scenes"):
         write_contact_sheet(tmp_path, tmp_path / "sheet.jpg")
+
+
+def test_each_stretch_shows_its_most_furnished_frame(synth_root: Path) -> None:
+    """From each stretch of the trajectory the sheet takes the frame with the most objects in view, so a
+    row shows the room rather than a bare wall; the picks stay spread over the trajectory."""
+    scene = sorted(p.name for p in (synth_root / "scans").iterdir() if p.is_dir())[0]
+    folder = synth_root / "scans" / scene
+    facts = json.loads((synth_root / "synth" / f"{scene}.json").read_text())
+    ids = sorted(int(p.stem) for p in (folder / "color").glob("*.jpg"))
+    picks = pick_frames(synth_root, scene, 3)
+    assert len(picks) == 3 and [int(p) for p in picks] == sorted(int(p) for p in picks)
+    for pick, stretch in zip(picks, np.array_split(np.array(ids), 3)):
+        middle = stretch[len(stretch) // 5 : len(stretch) - len(stretch) // 5]
+        assert int(pick) in middle
+        best = max(objects_in_view(folder, facts, str(i)) for i in middle)
+        assert objects_in_view(folder, facts, pick) == best > 0
+    assert min(np.diff([int(p) for p in picks])) >= 2 * (len(ids) // 3 // 5)  # never neighbours

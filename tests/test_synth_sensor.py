@@ -76,8 +76,11 @@ def test_dropouts_grow_at_grazing_angles_far_range_and_on_dark_and_shiny_surface
     centre = np.zeros_like(tilted, dtype=bool)
     centre[:, 300:340] = True  # where the incidence angle is close to 82 degrees
     assert _missing(sensor.sensor_depth(tilted, K, rng), tilted, centre) > 0.3
-    assert _missing(sensor.sensor_depth(_plane(4.2), K, rng), _plane(4.2)) > 0.5
-    assert _missing(sensor.sensor_depth(_plane(4.6), K, rng), _plane(4.6)) == 1.0
+    # far range: a wall at 3 m is (almost) all there, at 4.2 m partly, at 4.7 m mostly gone, beyond 5 m gone
+    assert _missing(sensor.sensor_depth(_plane(3.0), K, rng), _plane(3.0)) < 0.02
+    assert 0.1 < _missing(sensor.sensor_depth(_plane(4.2), K, rng), _plane(4.2)) < 0.4
+    assert _missing(sensor.sensor_depth(_plane(4.7), K, rng), _plane(4.7)) > 0.5
+    assert _missing(sensor.sensor_depth(_plane(5.1), K, rng), _plane(5.1)) == 1.0
     assert _missing(sensor.sensor_depth(_plane(0.3), K, rng), _plane(0.3)) == 1.0
     dark = np.full(front.shape, 0.03, dtype=np.float32)
     assert _missing(sensor.sensor_depth(front, K, rng, brightness=dark), front) > 0.3
@@ -175,7 +178,9 @@ def test_room_depth_error_and_holes_match_the_noise_model(room_frames):
     missing = _missing(measured, exact)
     assert 0.005 < missing < 0.15, missing
     assert _missing(measured, exact, theta > 80) > 3 * _missing(measured, exact, theta < 60)
-    assert _missing(measured, exact, exact > 3.6) > 3 * _missing(measured, exact, exact < 2.5)
+    # what lies about 3 m away (the far walls of a bedroom) is mostly there (far range: the plane test)
+    band = (exact > 2.6) & (exact < 3.4)
+    assert band.sum() > 10_000 and _missing(measured, exact, band) < 0.1
 
 
 def test_room_colour_differs_from_the_exact_render_but_stays_close(room_frames):

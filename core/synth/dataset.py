@@ -44,7 +44,7 @@ from core.scene.render import MeshRenderer, RenderedView
 from core.scene.superpoints import segment_mesh
 from core.synth import sensor, writer
 from core.synth.layout import ROOM_TYPES, SynthRoom, generate_room
-from core.synth.trajectory import handheld_trajectory
+from core.synth.trajectory import REFERENCE_FRAMES, handheld_trajectory
 
 LABEL_TABLE = DEFAULT_TABLE  # the shipped synthetic label table
 
@@ -204,6 +204,9 @@ def render_frames(
             if gains is not None:
                 lo, hi = max(i - 1, 0), min(i + 1, len(poses) - 1)
                 flow = sensor.image_motion(poses[lo], poses[hi], pose, camera.color, span=max(hi - lo, 1))
+                flow = flow * (
+                    len(poses) / REFERENCE_FRAMES
+                )  # blur follows the walk's speed, not the frame rate
                 scale = min(1.0, config.color_render_scale)
                 blur, gain = sensor.blur_vector(flow, scale), gains[i]
                 post = lambda image, blur=blur, gain=gain: sensor.sensor_color(image, blur, gain)  # noqa: E731

@@ -3,7 +3,8 @@
 The `Planner` knows what already stands in the room and enforces the rules a real room follows: floor
 furniture inside the walls and never overlapping (a chair may tuck under its own table), clear door swings,
 nothing in front of windows or pictures that would cut through them, small objects resting on the top of
-their support and inside its footprint, wall objects flush with a wall. `generate_room` asks a recipe of
+their support (or on an inner board of a bookcase) inside its footprint and out of every other object's box,
+wall objects flush with a wall. `generate_room` asks a recipe of
 `rooms` to furnish a planner, then merges every object into one mesh with baked lighting.
 """
 
@@ -22,6 +23,7 @@ __all__ = ["COLOR_NAMES", "COLOR_RGB", "ROOM_TYPES", "Planner", "SynthObject", "
 
 ROOM_TYPES = ("bedroom", "living room", "office", "kitchen", "bathroom", "conference room")
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
+SEATS = ("chair", "office chair", "stool", "armchair")  # may tuck under a table (`Planner.fits`)
 NEAR_WALL = 0.25  # an object this close to a wall takes up that wall's space (no picture through it)
 MAX_FACES = 440_000  # triangle budget of a room (render time grows with it): later, optional objects give way
 # Walls are numbered counter-clockwise from wall 0 at y = 0; each one's normal into the room. An object with
@@ -226,7 +228,8 @@ class Planner:
             self.floor.append((item.rect, oid))
         for wall, u0, u1 in self.near_walls(item.lo, item.hi):
             self.spans[wall].append((u0, u1, float(item.lo[2]), float(item.hi[2]), oid))
-        if item.support is not None:
+        top = self.items[item.support].top_surface() if item.support is not None else None
+        if top is not None and item.lo[2] >= top[0] - 1e-6:  # on the top (not an inner board)
             self.tops.setdefault(item.support, []).append(item.rect)
         return oid
 
@@ -309,6 +312,41 @@ class Planner:
                 return self.add(item)
         return None
 
+    def clear_of_boxes(self, item: Placed, ignore: Iterable[int], slack: float = 0.002) -> bool:
+        """Whether a small object's box stays out of every other object's box (its supports excepted):
+        a bag on a chair tucked under a desk must not sink into the desk top. A seat tucked under the
+        object's support is no obstacle: only its seat reaches under the top, its back stays outside."""
+        ignore = set(ignore)
+        tops = [self.items[i].rect for i in ignore]
+        for oid, other in enumerate(self.items):
+            if oid in ignore or other.mount == "structure":
+                continue
+            if other.model.label in SEATS and any(overlaps(other.rect, r) for r in tops):
+                continue
+            if np.all(np.minimum(item.hi, other.hi) - np.maximum(item.lo, other.lo) > slack):
+                return False
+        return True
+
+    def on_board(self, model: Model, support: int, board: int, lx: float, ly: float) -> int | None:
+        """Stand a model on inner board `board` of a bookcase or shelf unit at (lx, ly) in the support's
+        own frame (its box centre), if it fits the board and the height above it. The caller lines
+        models up along the board (books touch, so the wall-margin rule of `fits` does not apply)."""
+        base = self.items[support]
+        surface, clear = base.model.boards[board]
+        x0, y0, x1, y1 = surface.rect
+        sx, sy, sz = (float(v) for v in model.size)
+        if sz > clear - 0.01 or lx - sx / 2 < x0 - 1e-6 or lx + sx / 2 > x1 + 1e-6:
+            return None
+        if ly - sy / 2 < y0 - 1e-6 or ly + sy / 2 > y1 + 1e-6:
+            return None
+        if self.num_faces + len(model.faces) > MAX_FACES:
+            return None
+        xy = rotate_xy(np.array([lx, ly]), base.k) + base.pos[:2]
+        item = Placed(model, base.k, np.array([xy[0], xy[1], base.pos[2] + surface.z]), "on", support)
+        if not self.clear_of_boxes(item, {support}):
+            return None
+        return self.add(item)
+
     def on_support(
         self,
         model: Model,
@@ -327,6 +365,10 @@ class Planner:
         top = base.model.surface
         if top is None:
             return None
+        chain, below = {support}, base.support
+        while below is not None:  # a book on a book on a desk near the wall is clear of the desk's span
+            chain.add(below)
+            below = self.items[below].support
         k = base.k if k is None else k % 4
         size = np.abs(rotate_xy(model.size[None, :2], (k - base.k) % 4)[0])
         x0, y0, x1, y1 = top.rect
@@ -342,7 +384,10 @@ class Planner:
             item = Placed(model, k, np.array([xy[0], xy[1], base.pos[2] + top.z]), "on", support)
             taken = self.tops.get(support, [])
             grown = (item.rect[0] - 0.02, item.rect[1] - 0.02, item.rect[2] + 0.02, item.rect[3] + 0.02)
-            if any(overlaps(grown, r) for r in taken) or not self.fits(item, ignore={support}):
+            # a hair's margin: a cup on a counter may stand just above the next base cabinet's span
+            if any(overlaps(grown, r) for r in taken) or not self.fits(item, ignore=chain, margin=0.005):
+                continue
+            if not self.clear_of_boxes(item, chain):
                 continue
             return self.add(item)
         return None
@@ -379,9 +424,8 @@ def contact_shadows(plan: Planner, vertices: np.ndarray, owner: np.ndarray) -> n
         if item.lo[2] < 0.05:
             d = edge_distance(x[floor], y[floor], item.rect)
             dark[floor] = np.maximum(dark[floor], 0.3 * np.exp(-d / 0.08))
-        top = plan.items[item.support].top_surface() if item.support is not None else None
-        if top is not None:
-            base = np.flatnonzero((owner == item.support) & (np.abs(z - top[0]) < 0.01))
+        if item.support is not None:  # the top or the board it stands on
+            base = np.flatnonzero((owner == item.support) & (np.abs(z - item.lo[2]) < 0.01))
             d = edge_distance(x[base], y[base], item.rect)
             dark[base] = np.maximum(dark[base], 0.25 * np.exp(-d / 0.04))
         for wall, u0, u1 in plan.near_walls(item.lo, item.hi):

@@ -28,6 +28,7 @@ from .shapes import (
     torus,
     tray,
     vertex_areas,
+    without_faces,
 )
 
 # One palette for the whole project: objects are painted with the reference colors that `core.scene.colors`
@@ -91,6 +92,10 @@ def pick(rng: np.random.Generator, names: Sequence[str]) -> str:
     return str(names[int(rng.integers(len(names)))])
 
 
+def pick_builder(rng: np.random.Generator, builders: Sequence[Callable[..., Model]]) -> Callable[..., Model]:
+    return builders[int(rng.integers(len(builders)))]
+
+
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
 
@@ -115,6 +120,9 @@ class Model:
     attributes: dict[str, str] = field(default_factory=dict)
     surface: Surface | None = None
     knee: tuple[float, float] = (0.0, 0.0)  # local x centre and width of a desk's leg room (chairs tuck in)
+    # Inner boards of a bookcase or shelf unit (below `surface`), with the free height above each one:
+    # books and boxes stand on them as objects of their own.
+    boards: list[tuple[Surface, float]] = field(default_factory=list)
     lo: np.ndarray = field(init=False, repr=False)
     hi: np.ndarray = field(init=False, repr=False)
 
@@ -133,6 +141,7 @@ def finish(
     surface: Surface | None = None,
     knee: tuple[float, float] = (0.0, 0.0),
     recenter: bool = True,
+    boards: Sequence[tuple[Surface, float]] = (),
 ) -> Model:
     """Merge the parts, move the box to the canonical local frame and measure the dominant color."""
     whole = merge(parts)
@@ -142,12 +151,17 @@ def finish(
         lo, hi = vertices.min(axis=0), vertices.max(axis=0)
         shift = np.array([-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]])
         vertices = vertices + shift
-    if surface is not None:
-        x0, y0, x1, y1 = surface.rect
-        surface = Surface(surface.z + shift[2], (x0 + shift[0], y0 + shift[1], x1 + shift[0], y1 + shift[1]))
+
+    def moved(s: Surface) -> Surface:
+        x0, y0, x1, y1 = s.rect
+        return Surface(s.z + shift[2], (x0 + shift[0], y0 + shift[1], x1 + shift[0], y1 + shift[1]))
+
+    surface = None if surface is None else moved(surface)
     name = dominant_color(vertices, whole.faces, whole.colors)
     knee = (float(knee[0] + shift[0]), float(knee[1]))
-    return Model(label, vertices, whole.faces, whole.colors, name, dict(attributes or {}), surface, knee)
+    boards_out = [(moved(b), float(clear)) for b, clear in boards]
+    attrs = dict(attributes or {})
+    return Model(label, vertices, whole.faces, whole.colors, name, attrs, surface, knee, boards_out)
 
 
 def legs(
@@ -331,7 +345,7 @@ def couch(rng: np.random.Generator) -> Model:
 def bed(rng: np.random.Generator) -> Model:
     """A bed: low frame, bedding block with a turned-down sheet, headboard and sometimes a footboard.
 
-    The head is at -y (against the wall); `surface` is the free mattress strip at the head for pillows.
+    The head is at -y (against the wall); `surface` is the mattress top (pillows go at its head end).
     """
     w = float(rng.choice([_u(rng, 0.9, 1.0), _u(rng, 1.4, 1.6), _u(rng, 1.4, 1.6), _u(rng, 1.75, 1.85)]))
     length = _u(rng, 1.95, 2.1)
@@ -361,7 +375,7 @@ def bed(rng: np.random.Generator) -> Model:
         block.vertices[:, 2] > top - 0.02
     )
     parts.append(block.painted(head_band, sheet))
-    surface = Surface(top, (-w / 2 + 0.05, -length / 2 + 0.03, w / 2 - 0.05, -length / 2 + 0.7))
+    surface = Surface(top, (-w / 2 + 0.05, -length / 2 + 0.03, w / 2 - 0.05, length / 2 - 0.08))
     kind = "single" if w < 1.2 else ("double" if w < 1.7 else "king")
     return finish(
         "bed", parts, {"size": kind, "material": "wooden" if frame_name != "gray" else "metal"}, surface
@@ -559,26 +573,9 @@ def dresser(rng: np.random.Generator) -> Model:
     return finish("dresser", parts, {"material": "wooden"}, surface)
 
 
-def _books(
-    rng: np.random.Generator, width: float, depth: float, max_h: float, x0: float, y: float, z: float
-) -> list[Part]:
-    """Groups of books standing on a shelf board, each book a colored stripe of its group."""
-    parts, x = [], x0
-    while x < x0 + width - 0.12:
-        gw = min(_u(rng, 0.12, 0.35), x0 + width - x)
-        gh, gd = _u(rng, 0.6, 0.95) * max_h, _u(rng, 0.6, 0.9) * depth
-        group = box((gw, gd, gh), (x + gw / 2, y, z + gh / 2), (0, 0, 0), spacing=0.03)
-        edges = np.sort(rng.uniform(0, gw, int(gw / 0.03)))
-        which = np.searchsorted(edges, group.vertices[:, 0] - x)
-        palette = np.stack([tone(rng, pick(rng, FABRIC), 20) for _ in range(len(edges) + 1)])
-        group.colors[:] = palette[which]
-        parts.append(group)
-        x += gw + _u(rng, 0.05, 0.25)
-    return parts
-
-
 def bookshelf(rng: np.random.Generator) -> Model:
-    """A tall bookcase: sides, top, bottom, back panel, 3-5 shelves with groups of books."""
+    """A tall bookcase: sides, top, bottom, back panel and 3-5 shelves (`boards`: books stand there as
+    objects of their own, see `rooms._fill_boards`)."""
     name = pick(rng, WOOD + ("gray",))
     main = tone(rng, name)
     w, d, h = _u(rng, 0.6, 1.2), _u(rng, 0.28, 0.4), _u(rng, 1.5, 2.1)
@@ -589,18 +586,22 @@ def bookshelf(rng: np.random.Generator) -> Model:
         box((w - 2 * t, t, h), (0, -d / 2 + t / 2, h / 2), main),
     ]
     levels = int(rng.integers(4, 7))
+    gap = (h - 0.06 - t) / (levels - 1) - t
+    boards = []
     for i in range(levels):
         z = 0.06 + (h - 0.06 - t) * i / (levels - 1)
         parts.append(box((w - 2 * t, d - t, t), (0, t / 2, z + t / 2), main))
-        if i < levels - 1 and rng.random() < 0.85:
-            gap = (h - 0.06 - t) / (levels - 1) - t
-            parts += _books(rng, w - 2 * t - 0.02, d - t - 0.02, gap - 0.02, -w / 2 + t + 0.01, t / 2, z + t)
+        if i < levels - 1:
+            boards.append(
+                (Surface(z + t, (-w / 2 + t + 0.005, -d / 2 + t + 0.005, w / 2 - t - 0.005, d / 2)), gap)
+            )
     surface = Surface(h, (-w / 2 + 0.02, -d / 2 + 0.02, w / 2 - 0.02, d / 2 - 0.02))
-    return finish("bookshelf", parts, {"material": "wooden" if name != "gray" else "metal"}, surface)
+    attributes = {"material": "wooden" if name != "gray" else "metal"}
+    return finish("bookshelf", parts, attributes, surface, boards=boards)
 
 
 def shelf(rng: np.random.Generator) -> Model:
-    """A low open shelf unit (no back): 2-4 boards between two sides, some with books or bins."""
+    """A low open shelf unit (no back): 2-4 boards between two sides (`boards` hold books and boxes)."""
     name = pick(rng, WOOD + ("gray",))
     main = tone(rng, name)
     w, d, h = _u(rng, 0.6, 1.2), _u(rng, 0.3, 0.4), _u(rng, 0.6, 1.2)
@@ -610,16 +611,18 @@ def shelf(rng: np.random.Generator) -> Model:
         box((t, d, h), (w / 2 - t / 2, 0, h / 2), main),
     ]
     levels = int(rng.integers(2, 5))
+    gap = (h - 0.04 - t) / (levels - 1) - t
+    boards = []
     for i in range(levels):
         z = 0.04 + (h - 0.04 - t) * i / (levels - 1)
         parts.append(box((w - 2 * t, d, t), (0, 0, z + t / 2), main))
-        if i < levels - 1 and rng.random() < 0.5:
-            gap = (h - 0.04 - t) / (levels - 1) - t
-            parts += _books(rng, w - 2 * t - 0.02, d - 0.04, gap - 0.03, -w / 2 + t + 0.01, 0.0, z + t)
+        if i < levels - 1:
+            boards.append(
+                (Surface(z + t, (-w / 2 + t + 0.005, -d / 2 + 0.01, w / 2 - t - 0.005, d / 2 - 0.01)), gap)
+            )
     surface = Surface(h, (-w / 2 + 0.02, -d / 2 + 0.02, w / 2 - 0.02, d / 2 - 0.02))
-    return finish(
-        "shelf", parts, {"material": "wooden" if name != "gray" else "metal", "type": "open"}, surface
-    )
+    attributes = {"material": "wooden" if name != "gray" else "metal", "type": "open"}
+    return finish("shelf", parts, attributes, surface, boards=boards)
 
 
 def kitchen_cabinet(
@@ -845,7 +848,9 @@ def toilet(rng: np.random.Generator) -> Model:
                 0.01,
             )
         )
-    return finish("toilet", parts, {"material": "ceramic"})
+    tank_top = seat_z - 0.02 + tank_h
+    lid = (-tank_w / 2 + 0.025, tank_y - tank_d / 2 + 0.025, tank_w / 2 - 0.025, tank_y + tank_d / 2 - 0.025)
+    return finish("toilet", parts, {"material": "ceramic"}, Surface(tank_top, lid))
 
 
 def _faucet(color: np.ndarray, x: float, y: float, z: float, reach: float, height: float) -> list[Part]:
@@ -997,6 +1002,168 @@ def plant(rng: np.random.Generator, small: bool = False) -> Model:
     return finish(
         "plant", parts, {"type": "small potted plant" if small else "potted plant", "pot": pot_name}
     )
+
+
+# --------------------------------------------------------------------------------------------- clutter
+# The small things of a lived-in room, each an object (and an instance) of its own, as ScanNet annotates
+# them: books, cups, bottles, papers, bags, clothes, shoes, mice, cables and small boxes.
+
+PAGES = ("white", "beige")
+
+
+def book(rng: np.random.Generator, standing: bool = True) -> Model:
+    """A book: hard covers in one color and page edges on three sides. Standing (on a shelf board: the
+    spine faces +y) or lying flat (on a desk or a stack: its top cover is a `surface` for the next one)."""
+    name = pick(rng, FABRIC + ("black", "blue", "red"))
+    cover = tone(rng, name)
+    height, depth, thick = _u(rng, 0.18, 0.3), _u(rng, 0.13, 0.21), _u(rng, 0.012, 0.05)
+    pages = tone(rng, pick(rng, PAGES), 6)
+    if standing:
+        body = box((thick, depth, height), (0, 0, height / 2), cover, spacing=0.025)
+        v = body.vertices
+        edge = (v[:, 2] > height - 1e-4) | (v[:, 1] < -depth / 2 + 1e-4) | (v[:, 2] < 1e-4)
+        inner = np.abs(v[:, 0]) < thick / 2 - 0.002
+        parts = [body.painted(edge & inner, pages)]
+        return finish("book", parts, {"state": "standing", "material": "paper"})
+    body = box((height, depth, thick), (0, 0, thick / 2), cover, spacing=0.025)
+    v = body.vertices
+    side = (v[:, 0] > height / 2 - 1e-4) | (np.abs(v[:, 1]) > depth / 2 - 1e-4)
+    inner = np.abs(v[:, 2] - thick / 2) < thick / 2 - 0.002
+    top = Surface(thick, (-height / 2 + 0.01, -depth / 2 + 0.01, height / 2 - 0.01, depth / 2 - 0.01))
+    return finish("book", [body.painted(side & inner, pages)], {"state": "lying", "material": "paper"}, top)
+
+
+def mug(rng: np.random.Generator) -> Model:
+    """A cup: a mug with a handle, or a plain paper/plastic cup."""
+    name = pick(rng, ("white", "black", "red", "blue", "yellow", "green", "gray", "orange"))
+    main = tone(rng, name)
+    r, h = _u(rng, 0.035, 0.045), _u(rng, 0.08, 0.11)
+    parts = [cup(r * 0.9, r, h, 0.005, (0, 0, 0), main, spacing=0.015)]
+    if rng.random() < 0.7:  # a C-shaped handle: a ring in the xz plane less its half inside the wall
+        ring = rotated(torus(0.022, 0.006, (0, 0, 0), main, spacing=0.015), np.pi / 2, axis=0)
+        inside = ring.vertices[ring.faces].mean(axis=1)[:, 0] < -0.004
+        parts.append(without_faces(ring, inside).moved((r - 0.004, 0, h * 0.55)))
+        return finish("cup", parts, {"type": "mug", "material": "ceramic"})
+    return finish("cup", parts, {"type": "cup", "material": pick(rng, ("paper", "plastic"))})
+
+
+def bottle(rng: np.random.Generator) -> Model:
+    """A bottle: a body, a shoulder, a neck and a cap (water, wine, soap, shampoo)."""
+    name = pick(rng, ("green", "blue", "white", "brown", "gray", "red", "yellow", "pink"))
+    main = tone(rng, name)
+    r, h = _u(rng, 0.03, 0.045), _u(rng, 0.18, 0.32)
+    neck = _u(rng, 0.3, 0.45) * r
+    shoulder, top = h * _u(rng, 0.6, 0.72), h * 0.9
+    profile = [(0, 0), (r, 0), (r, shoulder), (neck, top - 0.02), (neck, top), (0, top)]
+    parts = [lathe(profile, (0, 0, 0), main, spacing=0.015)]
+    cap = tone(rng, pick(rng, ("white", "black", "gray", "red", "blue")))
+    parts.append(cylinder(neck * 1.15, h - top, (0, 0, top), cap, spacing=0.015))
+    return finish("bottle", parts, {"material": "glass" if name in ("green", "brown") else "plastic"})
+
+
+def paper(rng: np.random.Generator) -> Model:
+    """Paper: a sheet or a small pile of A4 sheets, a little askew."""
+    n = int(rng.integers(1, 6))
+    parts = []
+    for i in range(n):
+        sheet = box((0.21, 0.297, 0.002), (0, 0, 0.001 + 0.002 * i), tone(rng, "white", 6), spacing=0.05)
+        parts.append(rotated(sheet, rng.normal(0, 0.08)).moved((*rng.normal(0, 0.01, 2), 0)))
+    top_z = 0.002 * n
+    return finish("paper", parts, {"material": "paper", "state": "pile" if n > 1 else "sheet"},
+                  Surface(top_z, (-0.09, -0.13, 0.09, 0.13)))  # fmt: skip
+
+
+def bag(rng: np.random.Generator) -> Model:
+    """A bag: a tote, shopping or paper bag with two handles."""
+    kind = pick(rng, ("tote", "shopping", "paper"))
+    palette = ("brown", "beige", "white") if kind == "paper" else FABRIC + PLASTIC
+    main = tone(rng, pick(rng, palette))
+    w, d, h = _u(rng, 0.28, 0.45), _u(rng, 0.1, 0.2), _u(rng, 0.25, 0.42)
+    parts = [box((w, d, h), (0, 0, h / 2), main, 0.015 if kind != "paper" else 0.003, spacing=0.035)]
+    strap = main if rng.random() < 0.6 else tone(rng, pick(rng, ("black", "brown", "beige")))
+    for sy in (-1, 1):
+        ring = rotated(torus(w * 0.2, 0.008, (0, 0, 0), strap, spacing=0.02), np.pi / 2, axis=0)
+        parts.append(ring.moved((0, sy * (d / 2 - 0.01), h - 0.01)))
+    material = {"paper": "paper", "shopping": "plastic", "tote": "fabric"}[kind]
+    return finish("bag", parts, {"type": f"{kind} bag", "material": material})
+
+
+def clothes(rng: np.random.Generator) -> Model:
+    """Clothes: a heap of a few folded or crumpled garments (lumpy flattened blobs) in one or two colors."""
+    names = [pick(rng, FABRIC), pick(rng, FABRIC + ("white", "black", "blue"))]
+    w, d = _u(rng, 0.3, 0.55), _u(rng, 0.25, 0.45)
+    parts = []
+    for i in range(int(rng.integers(2, 5))):
+        size = (w * _u(rng, 0.5, 0.9), d * _u(rng, 0.5, 0.9), _u(rng, 0.03, 0.07))
+        centre = (rng.uniform(-0.25, 0.25) * w, rng.uniform(-0.25, 0.25) * d, size[2] / 2 + 0.02 * i)
+        garment = box(
+            size, centre, tone(rng, names[int(rng.random() < 0.3)]), size[2] / 2 * 0.95, spacing=0.04
+        )
+        garment = rotated(garment, rng.uniform(-0.5, 0.5), pivot=centre)
+        garment.vertices[:, 2] += (
+            0.006 * np.sin(garment.vertices[:, 0] * 40 + i) * (garment.vertices[:, 2] > centre[2])
+        )
+        parts.append(garment)
+    lowest = min(float(p.vertices[:, 2].min()) for p in parts)
+    parts = [p.moved((0, 0, -lowest)) for p in parts]
+    return finish(
+        "clothes", parts, {"material": "fabric", "state": "folded" if rng.random() < 0.4 else "heap"}
+    )
+
+
+def shoe(rng: np.random.Generator, color: str | None = None, seed: int | None = None) -> Model:
+    """A shoe, toe at +y: a dark sole, an upper over the back two thirds and a rounded toe cap. Pass the
+    same `color` and `seed` to make its pair."""
+    r = np.random.default_rng(seed) if seed is not None else rng
+    name = color or pick(r, ("black", "black", "white", "brown", "gray", "blue", "red", "beige"))
+    main = tone(r, name, 6)
+    length, width = _u(r, 0.24, 0.3), _u(r, 0.085, 0.105)
+    sole_c = tone(r, "black" if name != "black" else "gray", 6)
+    sole_h, upper_h = 0.025, _u(r, 0.06, 0.11)
+    parts = [box((width, length, sole_h), (0, 0, sole_h / 2), sole_c, 0.008, spacing=0.02)]
+    parts.append(box((width * 0.95, length * 0.62, upper_h), (0, -length * 0.17, sole_h + upper_h / 2), main,
+                     0.025, spacing=0.02))  # fmt: skip
+    parts.append(ellipsoid((width * 0.46, length * 0.25, upper_h * 0.45), (0, length * 0.22, sole_h), main,
+                           spacing=0.02))  # fmt: skip
+    return finish("shoe", parts, {"material": pick(r, ("leather", "fabric"))})
+
+
+def mouse(rng: np.random.Generator) -> Model:
+    """A computer mouse: a low rounded shell."""
+    main = tone(rng, pick(rng, ("black", "black", "white", "gray")), 6)
+    w, length, h = _u(rng, 0.055, 0.07), _u(rng, 0.1, 0.12), _u(rng, 0.03, 0.04)
+    shell = ellipsoid((w / 2, length / 2, h), (0, 0, 0), main, spacing=0.012)
+    keep = shell.vertices[:, 2] >= 0
+    shell.vertices[~keep, 2] = 0.0  # the flat underside
+    return finish("mouse", [shell], {"type": pick(rng, ("wired", "wireless"))})
+
+
+def cable(rng: np.random.Generator) -> Model:
+    """A cable lying in loose curves (a charger, a power or a network cable)."""
+    main = tone(rng, pick(rng, ("black", "black", "white", "gray")), 6)
+    thick = _u(rng, 0.006, 0.01)
+    n = int(rng.integers(5, 9))
+    angle = rng.uniform(0, 2 * np.pi)
+    points = [np.zeros(2)]
+    for _ in range(n):
+        angle += rng.normal(0, 0.7)
+        points.append(points[-1] + _u(rng, 0.08, 0.15) * np.array([np.cos(angle), np.sin(angle)]))
+    parts = []
+    for a, b in zip(points[:-1], points[1:]):
+        step = b - a
+        seg = box((float(np.linalg.norm(step)) + thick, thick, thick), (0, 0, thick / 2), main, spacing=0.03)
+        mid = (a + b) / 2
+        parts.append(rotated(seg, float(np.arctan2(step[1], step[0]))).moved((mid[0], mid[1], 0)))
+    return finish("cable", parts, {"material": "rubber"})
+
+
+def small_box(rng: np.random.Generator) -> Model:
+    """A small box for a shelf or a desk: a tissue box, a shoebox-sized carton or a lidded storage box."""
+    w, d, h = _u(rng, 0.1, 0.3), _u(rng, 0.08, 0.2), _u(rng, 0.05, 0.15)
+    main = tone(rng, pick(rng, ("brown", "white", "blue", "red", "beige", "gray", "green", "black")))
+    shell = box((w, d, h), (0, 0, h / 2), main, 0.003, spacing=0.025)
+    top = Surface(h, (-w / 2 + 0.01, -d / 2 + 0.01, w / 2 - 0.01, d / 2 - 0.01))
+    return finish("box", [shell], {"material": pick(rng, ("cardboard", "plastic")), "size": "small"}, top)
 
 
 # ------------------------------------------------------------------------------------------ wall items
@@ -1154,6 +1321,15 @@ BUILDERS: dict[str, Callable[..., Model]] = {
     "whiteboard": whiteboard,
     "curtain": lambda rng: curtain(rng, float(rng.uniform(0.4, 0.8)), float(rng.uniform(1.4, 2.3))),
     "backpack": backpack,
+    "book": book,
+    "cup": mug,
+    "bottle": bottle,
+    "paper": paper,
+    "bag": bag,
+    "clothes": clothes,
+    "shoe": shoe,
+    "mouse": mouse,
+    "cable": cable,
     "door": lambda rng: door(rng, float(rng.uniform(0.8, 0.95)), float(rng.uniform(2.0, 2.1))),
     "window": lambda rng: window(rng, float(rng.uniform(0.8, 1.6)), float(rng.uniform(1.0, 1.5))),
 }

@@ -1,7 +1,9 @@
 """A contact sheet of generated frames, so that a person can look at what the models will learn from.
 
 One row per scene (labelled with its id and room type), a few frames spread over the trajectory, each as
-its colour image beside its depth map (near = bright, missing depth = black). Written by
+its colour image beside its depth map (near = bright, missing depth = black). From each stretch of the
+trajectory the frame that shows the most objects is taken (from the generator's facts and the poses), so
+that a row shows the room rather than a bare wall. Written by
 `python -m core synth --out DIR --preview [FILE]`.
 """
 
@@ -38,6 +40,47 @@ def sample_frames(color_dir: Path, count: int) -> list[str]:
     return [str(ids[i]) for i in dict.fromkeys(picks.tolist())]
 
 
+def objects_in_view(folder: Path, facts: dict, frame: str) -> int:
+    """How many non-structural objects have their box centre in the colour frame, 0.5 to 4 m ahead."""
+    pose = np.loadtxt(folder / "pose" / f"{frame}.txt")
+    if not np.all(np.isfinite(pose)):
+        return -1
+    K = np.loadtxt(folder / "intrinsic" / "intrinsic_color.txt")[:3, :3]
+    align = np.asarray(facts.get("axis_alignment", np.eye(4)), dtype=np.float64)
+    world_to_cam = np.linalg.inv(align @ pose)
+    centres = np.array(
+        [o["box"][:3] for o in facts["objects"] if o["label"] not in ("wall", "floor", "door", "window")]
+    )
+    if not len(centres):
+        return 0
+    cam = centres @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+    z = cam[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = K[0, 0] * cam[:, 0] / z + K[0, 2]
+        v = K[1, 1] * cam[:, 1] / z + K[1, 2]
+    w, h = 2 * K[0, 2], 2 * K[1, 2]
+    return int(np.sum((z > 0.5) & (z < 4.0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)))
+
+
+def pick_frames(root: Path, scene_id: str, count: int) -> list[str]:
+    """`count` frames, one from the middle three fifths of each of `count` equal stretches of the trajectory
+    (so that two picks are never neighbours): the one that shows the most objects (`objects_in_view`);
+    evenly spread ones when the facts are missing."""
+    folder = root / "scans" / scene_id
+    facts_file = root / "synth" / f"{scene_id}.json"
+    ids = sorted(int(p.stem) for p in (folder / "color").glob("*.jpg"))
+    if not facts_file.is_file() or len(ids) < 2 * count:
+        return sample_frames(folder / "color", count)
+    with open(facts_file, encoding="utf-8") as f:
+        facts = json.load(f)
+    picks = []
+    for stretch in np.array_split(np.array(ids), count):
+        middle = stretch[len(stretch) // 5 : len(stretch) - len(stretch) // 5]
+        scores = [objects_in_view(folder, facts, str(i)) for i in middle]
+        picks.append(str(middle[int(np.argmax(scores))]))
+    return picks
+
+
 def room_type(root: Path, scene_id: str) -> str:
     facts = root / "synth" / f"{scene_id}.json"
     if not facts.is_file():
@@ -59,7 +102,7 @@ def contact_sheet(root: Path, frames_per_scene: int = 3, width: int = 240) -> Im
     for row, scene_id in enumerate(scene_ids):
         top = row * (height + LABEL_HEIGHT)
         folder = scans / scene_id
-        frames = sample_frames(folder / "color", frames_per_scene)
+        frames = pick_frames(root, scene_id, frames_per_scene)
         label = f"{scene_id} · {room_type(root, scene_id)} · frames {', '.join(frames)}"
         draw.text((4, top + 4), label, "black")
         for i, frame in enumerate(frames):
@@ -74,4 +117,4 @@ def contact_sheet(root: Path, frames_per_scene: int = 3, width: int = 240) -> Im
 def write_contact_sheet(root: Path, out: Path, frames_per_scene: int = 3, width: int = 240) -> Path:
     """Write the sheet as a JPEG (atomically) and return its path."""
     sheet = contact_sheet(root, frames_per_scene, width)
-    return atomic_write(out, lambda f: sheet.save(f, "JPEG", quality=88))
+    return atomic_write(out, lambda f: sheet.save(f, "JPEG", quality=80))

@@ -2,13 +2,16 @@
 
 A recipe places the anchor furniture first (a bed, a couch, desks, a counter run, a bathtub, a conference
 table), then what goes with it (nightstands and lamps, a coffee table and tv facing the couch, chairs at the
-desks), then the rest along free walls, then small objects on tops and pictures on walls. Whatever does not
-fit is left out, so every room obeys the planner's rules.
+desks), then the rest along free walls, then small objects on tops and pictures on walls, and last the
+clutter of a lived-in room: books standing on bookcase boards and stacked on desks, cups, bottles, papers,
+keyboards and mice at the screens, bags and clothes on beds and chairs, shoes, bags and boxes on the floor,
+cables under desks. Each is an object (an instance) of its own with a ScanNet raw label, resting on its
+support. Whatever does not fit is left out, so every room obeys the planner's rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -311,7 +314,10 @@ def _scatter(
     """Floor objects along free walls, preferably near corners (plants, bins, boxes...)."""
     for build in builders:
         for _ in range(tries):
-            if _against_any(plan, rng, build(rng), corner=corner and rng.random() < 0.7) is not None:
+            oid = _against_any(plan, rng, build(rng), corner=corner and rng.random() < 0.7)
+            if oid is not None:
+                if plan.items[oid].model.boards:
+                    _fill_boards(plan, rng, oid)
                 break
 
 
@@ -321,6 +327,14 @@ def _boxes(plan: Planner, rng: np.random.Generator, n: int) -> None:
         oid = _against_any(plan, rng, ob.cardboard_box(rng), corner=rng.random() < 0.5)
         if oid is not None and rng.random() < 0.35:
             plan.on_support(ob.cardboard_box(rng), oid, along=0.5, across=0.5)
+
+
+def _bookcase(plan: Planner, rng: np.random.Generator, build: Builder) -> int | None:
+    """A bookcase or shelf unit against a free wall, its boards filled with books (`_fill_boards`)."""
+    oid = _against_any(plan, rng, build(rng))
+    if oid is not None:
+        _fill_boards(plan, rng, oid)
+    return oid
 
 
 def _decorate(
@@ -342,6 +356,126 @@ def _table_lamp(rng: np.random.Generator) -> ob.Model:
 
 def _floor_lamp(rng: np.random.Generator) -> ob.Model:
     return ob.lamp(rng, "floor")
+
+
+# ---------------------------------------------------------------------------------------------- clutter
+
+
+def _lying_book(rng: np.random.Generator) -> ob.Model:
+    return ob.book(rng, standing=False)
+
+
+DESK_CLUTTER: tuple[Builder, ...] = (
+    ob.paper,
+    ob.paper,
+    ob.mug,
+    ob.bottle,
+    _lying_book,
+    ob.small_box,
+    ob.cable,
+)
+TABLE_CLUTTER: tuple[Builder, ...] = (ob.mug, ob.mug, ob.bottle, ob.paper, _lying_book, ob.bag)
+BEDSIDE_CLUTTER: tuple[Builder, ...] = (_lying_book, ob.mug, ob.bottle, ob.small_box)
+KITCHEN_CLUTTER: tuple[Builder, ...] = (ob.bottle, ob.bottle, ob.mug, ob.mug, ob.small_box, ob.paper)
+SEAT_CLUTTER: tuple[Builder, ...] = (ob.clothes, ob.bag, ob.backpack, _lying_book)
+BATH_CLUTTER: tuple[Builder, ...] = (ob.bottle, ob.bottle, ob.bottle, ob.mug, ob.small_box)
+
+
+def _clutter(
+    plan: Planner, rng: np.random.Generator, support: int, builders: Sequence[Builder], n: int
+) -> int:
+    """Up to n small things drawn from `builders` resting on a support's top, often two or three of a kind
+    (cups, bottles, papers); a lying book may get more books stacked on it. Returns how many were placed."""
+    placed, build = 0, None
+    for _ in range(n):
+        if build is None or rng.random() < 0.45:
+            build = builders[int(rng.integers(len(builders)))]
+        oid = plan.on_support(build(rng), support, tries=8)
+        if oid is None:
+            continue
+        placed += 1
+        if build is _lying_book:
+            placed += _stack_books(plan, rng, oid, int(rng.integers(0, 3)))
+    return placed
+
+
+def _stack_books(plan: Planner, rng: np.random.Generator, base: int, n: int) -> int:
+    """Up to n more lying books, each on the one below (a smaller one fits inside its cover)."""
+    placed = 0
+    for _ in range(n):
+        for _ in range(4):
+            oid = plan.on_support(_lying_book(rng), base, along=0.5, across=0.5, tries=3)
+            if oid is not None:
+                break
+        if oid is None:
+            return placed
+        base, placed = oid, placed + 1
+    return placed
+
+
+def _fill_boards(
+    plan: Planner, rng: np.random.Generator, shelf_id: int, fill: float = 0.7, others: Sequence[Builder] = ()
+) -> None:
+    """Rows of books standing on the inner boards of a bookcase or shelf unit (each book an object of its
+    own), with gaps, and now and then a small box or one of `others` (bottles on a bathroom shelf)."""
+    model = plan.items[shelf_id].model
+    for b, (surface, _) in enumerate(model.boards):
+        if rng.random() > fill:
+            continue
+        x0, y0, x1, y1 = surface.rect
+        x = x0 + _u(rng, 0.0, 0.2)
+        for _ in range(1 if rng.random() < 0.65 else 2):
+            for _ in range(int(rng.integers(2, 7))):
+                r = rng.random()
+                if others and r < 0.5:
+                    item = others[int(rng.integers(len(others)))](rng)
+                elif r < 0.1:
+                    item = ob.small_box(rng)
+                else:
+                    item = ob.book(rng)
+                sx, sy = float(item.size[0]), float(item.size[1])
+                if x + sx > x1:
+                    break
+                ly = y1 - sy / 2 - _u(rng, 0.0, 0.03)  # pushed to the front edge, as people shelve books
+                if plan.on_board(item, shelf_id, b, x + sx / 2, max(ly, y0 + sy / 2)) is not None:
+                    x += sx + (0.002 if item.label == "book" else _u(rng, 0.02, 0.05))
+            x += _u(rng, 0.08, 0.3)
+
+
+def _floor_clutter(plan: Planner, rng: np.random.Generator, n: int, builders: Sequence[Builder]) -> None:
+    """Things left on the floor along the walls: pairs of shoes, bags, heaps of clothes, boxes."""
+    for _ in range(n):
+        build = builders[int(rng.integers(len(builders)))]
+        if build is ob.shoe:
+            _shoe_pair(plan, rng)
+        else:
+            _against_any(plan, rng, build(rng), corner=rng.random() < 0.3)
+
+
+def _shoe_pair(plan: Planner, rng: np.random.Generator) -> None:
+    """Two shoes side by side (each an object), toes into the room."""
+    seed, color = (
+        int(rng.integers(1 << 30)),
+        ob.pick(rng, ("black", "black", "white", "brown", "gray", "blue")),
+    )
+    first = _against_any(plan, rng, ob.shoe(rng, color, seed))
+    if first is not None:
+        _beside(plan, ob.shoe(rng, color, seed), first, int(rng.choice([-1, 1])), gap=_u(rng, 0.02, 0.06))
+
+
+def _cable_under(plan: Planner, rng: np.random.Generator, desk_id: int) -> int | None:
+    """A cable on the floor under the back of a desk, where the plugs are."""
+    desk = plan.items[desk_id]
+    model = ob.cable(rng)
+    normal = np.array(INWARD[desk.k])
+    along = np.array([normal[1], -normal[0]])
+    width = float((desk.hi[:2] - desk.lo[:2]) @ np.abs(along))
+    if width < float(model.size[0]) + 0.1:
+        return None
+    centre = (desk.lo[:2] + desk.hi[:2]) / 2
+    depth = float((desk.hi[:2] - desk.lo[:2]) @ np.abs(normal))
+    xy = centre + along * _u(rng, -0.2, 0.2) * width - normal * (depth / 2 - float(model.size[1]) / 2 - 0.03)
+    return plan.place(model, desk.k, xy, ignore={desk_id}, margin=0.0)
 
 
 def _chairs_around(
@@ -398,18 +532,31 @@ def _chair_at_desk(plan: Planner, rng: np.random.Generator, desk_id: int, model:
 
 
 def _desk_setup(plan: Planner, rng: np.random.Generator, desk_id: int) -> None:
-    """Screens, keyboard or laptop, a lamp and clutter on a desk."""
+    """Screens with a keyboard and a mouse in front, or a laptop (when no screen fits: in front of a
+    window, say); a lamp, clutter on the top and a cable under it."""
     r = rng.random()
-    if r < 0.65:
+    screens = []
+    if r < 0.7:
         two = rng.random() < 0.25
         for along in (0.2, 0.8) if two else (_u(rng, 0.35, 0.65),):
-            plan.on_support(ob.monitor(rng), desk_id, along=along, across=0.0)
-        plan.on_support(ob.keyboard(rng), desk_id, along=0.5, across=0.85)
-    elif r < 0.9:
-        plan.on_support(ob.laptop(rng), desk_id, across=_u(rng, 0.3, 0.8))
+            for across in (0.0, 0.45):  # pulled forward, clear of a window behind the desk
+                screens.append(plan.on_support(ob.monitor(rng), desk_id, along=along, across=across))
+                if screens[-1] is not None:
+                    break
+    if any(s is not None for s in screens):
+        along = _u(rng, 0.4, 0.5)
+        if plan.on_support(ob.keyboard(rng), desk_id, along=along, across=0.85) is not None:
+            plan.on_support(ob.mouse(rng), desk_id, along=along + 0.35, across=0.85)
+    elif r < 0.92:
+        laptop = plan.on_support(ob.laptop(rng), desk_id, across=_u(rng, 0.5, 0.8))
+        if laptop is not None and rng.random() < 0.5:
+            plan.on_support(ob.mouse(rng), desk_id, across=0.8)
     if rng.random() < 0.35:
         plan.on_support(_table_lamp(rng), desk_id, along=float(rng.choice([0.0, 1.0])), across=0.0)
-    _decorate(plan, rng, desk_id, (ob.cardboard_box, _small_plant), 0.15)
+    _decorate(plan, rng, desk_id, (_small_plant,), 0.15)
+    _clutter(plan, rng, desk_id, DESK_CLUTTER, int(rng.integers(1, 5)))
+    if rng.random() < 0.5:
+        _cable_under(plan, rng, desk_id)
 
 
 # ---------------------------------------------------------------------------------------------- recipes
@@ -427,6 +574,7 @@ def _bedroom(plan: Planner, rng: np.random.Generator) -> None:
         top = plan.items[bed_id].model.surface
         room = top.rect[2] - top.rect[0]
         n = 1 if room < 1.1 else (2 if room < 1.6 else int(rng.integers(2, 4)))
+        n += int(room >= 1.1 and rng.random() < 0.4)  # a second row: cushions on the pillows' width
         width = min(_u(rng, 0.5, 0.7), room / n - 0.04)
         for i in range(n):
             plan.on_support(
@@ -438,12 +586,16 @@ def _bedroom(plan: Planner, rng: np.random.Generator) -> None:
             if stand is not None:
                 if rng.random() < 0.85:
                     plan.on_support(_table_lamp(rng), stand, across=0.2)
-                _decorate(plan, rng, stand, (ob.cardboard_box, _small_plant), 0.2)
+                _decorate(plan, rng, stand, (_small_plant,), 0.2)
+                _clutter(plan, rng, stand, BEDSIDE_CLUTTER, int(rng.integers(1, 4)))
         if rng.random() < 0.6:
             _pictures(plan, rng, 1, above=bed_id)
     dresser = _against_any(plan, rng, ob.dresser(rng))
     if dresser is not None:
         _decorate(plan, rng, dresser, (_table_lamp, ob.cardboard_box, _small_plant), 0.35)
+        _clutter(
+            plan, rng, dresser, (ob.small_box, ob.bottle, _lying_book, ob.clothes), int(rng.integers(0, 3))
+        )
         if rng.random() < 0.25:
             plan.on_support(ob.tv(rng, stand=True, width=_u(rng, 0.6, 0.9)), dresser, along=0.5, across=0.3)
         if rng.random() < 0.3:
@@ -457,20 +609,23 @@ def _bedroom(plan: Planner, rng: np.random.Generator) -> None:
             chair = ob.office_chair(rng) if rng.random() < 0.5 else ob.chair(rng)
             cid = _chair_at_desk(plan, rng, desk, chair)
             _desk_setup(plan, rng, desk)
-            if cid is not None and rng.random() < 0.3:
-                plan.on_support(ob.backpack(rng), cid)
+            if cid is not None and rng.random() < 0.5:
+                _clutter(plan, rng, cid, SEAT_CLUTTER, 1)
     if rng.random() < 0.4:
         _against_any(plan, rng, ob.cabinet(rng, "tall"))
     extras = [ob.trash_can] if rng.random() < 0.8 else []
     extras += [ob.plant] if rng.random() < 0.5 else []
-    extras += [ob.bookshelf] if rng.random() < 0.25 else []
-    extras += [ob.shelf] if rng.random() < 0.25 else []
+    extras += [ob.bookshelf] if rng.random() < 0.4 else []
+    extras += [ob.shelf] if rng.random() < 0.3 else []
     extras += [ob.backpack] if rng.random() < 0.3 else []
     extras += [ob.armchair] if rng.random() < 0.2 else []
     _scatter(plan, rng, extras, tries=2)
     _boxes(plan, rng, int(rng.integers(0, 4)))
     _curtains(plan, rng, 0.8)
     _pictures(plan, rng, int(rng.integers(0, 3)))
+    if bed_id is not None:  # on the free foot end of the bed
+        _clutter(plan, rng, bed_id, (ob.clothes, ob.clothes, _lying_book, ob.bag), int(rng.integers(1, 4)))
+    _floor_clutter(plan, rng, int(rng.integers(2, 5)), (ob.shoe, ob.shoe, ob.clothes, ob.bag, ob.backpack))
 
 
 def _living_room(plan: Planner, rng: np.random.Generator) -> None:
@@ -484,16 +639,20 @@ def _living_room(plan: Planner, rng: np.random.Generator) -> None:
             break
     if couch_id is not None:
         _couch_group(plan, rng, couch_id)
-    if rng.random() < 0.6:
-        _against_any(plan, rng, ob.bookshelf(rng))
+    for _ in range(int(rng.random() < 0.7) + int(rng.random() < 0.3)):
+        _bookcase(plan, rng, ob.bookshelf)
     if rng.random() < 0.3:
-        shelf = _against_any(plan, rng, ob.shelf(rng))
+        shelf = _bookcase(plan, rng, ob.shelf)
         if shelf is not None:
             _decorate(plan, rng, shelf, (_small_plant, ob.cardboard_box), 0.5)
     if rng.random() < 0.3:
         cab = _against_any(plan, rng, ob.cabinet(rng, "low"))
         if cab is not None:
             _decorate(plan, rng, cab, (_small_plant, _table_lamp, ob.cardboard_box), 0.4)
+    if plan.W * plan.D > 22 and rng.random() < 0.45:
+        table = _meeting_table(plan, rng, ob.table(rng, "dining"), 2)
+        if table is not None:
+            _clutter(plan, rng, table, TABLE_CLUTTER, int(rng.integers(1, 4)))
     extras = [ob.plant] * int(rng.integers(1, 3))
     extras += [ob.trash_can] if rng.random() < 0.4 else []
     extras += [ob.stool] if rng.random() < 0.2 else []
@@ -501,6 +660,9 @@ def _living_room(plan: Planner, rng: np.random.Generator) -> None:
     _boxes(plan, rng, int(rng.integers(0, 2)))
     _curtains(plan, rng, 0.8)
     _pictures(plan, rng, int(rng.integers(1, 3)))
+    _floor_clutter(
+        plan, rng, int(rng.integers(1, 4)), (ob.shoe, ob.bag, ob.backpack, ob.clothes, ob.small_box)
+    )
 
 
 def _couch_group(plan: Planner, rng: np.random.Generator, couch_id: int) -> None:
@@ -508,7 +670,7 @@ def _couch_group(plan: Planner, rng: np.random.Generator, couch_id: int) -> None
     couch = plan.items[couch_id]
     top = couch.model.surface
     room = top.rect[2] - top.rect[0]
-    n = int(np.clip(rng.integers(1, 5), 1, int(room // 0.5)))
+    n = int(np.clip(rng.integers(2, 5), 1, int(room // 0.5)))
     for i in range(n):
         plan.on_support(
             ob.pillow(rng, upright=True, width=_u(rng, 0.38, 0.48)),
@@ -523,7 +685,10 @@ def _couch_group(plan: Planner, rng: np.random.Generator, couch_id: int) -> None
     gap = _u(rng, 0.35, 0.5)
     table_id = plan.place(table, wall, plan.wall_point(wall, u, front + gap + float(table.size[1]) / 2))
     if table_id is not None:
-        _decorate(plan, rng, table_id, (_small_plant, ob.cardboard_box, ob.laptop), 0.35)
+        _decorate(plan, rng, table_id, (_small_plant, ob.laptop), 0.3)
+        _clutter(
+            plan, rng, table_id, (ob.mug, ob.mug, _lying_book, ob.paper, ob.bottle), int(rng.integers(1, 4))
+        )
         for side in (-1, 1):
             if rng.random() < 0.55:
                 _armchair_by(plan, rng, table_id, wall, side)
@@ -550,6 +715,8 @@ def _couch_group(plan: Planner, rng: np.random.Generator, couch_id: int) -> None
         _beside(plan, _floor_lamp(rng), couch_id, side)
     if rng.random() < 0.7:
         _pictures(plan, rng, 1, above=couch_id)
+    if rng.random() < 0.5:
+        _clutter(plan, rng, couch_id, (ob.clothes, ob.bag, _lying_book), 1)
 
 
 def _armchair_by(plan: Planner, rng: np.random.Generator, table_id: int, wall: int, side: int) -> int | None:
@@ -574,28 +741,34 @@ def _office(plan: Planner, rng: np.random.Generator) -> None:
         _desk_setup(plan, rng, desk)
         if rng.random() < 0.5:
             _beside(plan, ob.trash_can(rng), desk, int(rng.choice([-1, 1])))
-        if rng.random() < 0.35:
-            if cid is not None and rng.random() < 0.4:
-                plan.on_support(ob.backpack(rng), cid)
+        if rng.random() < 0.45:
+            if cid is not None and rng.random() < 0.5:
+                _clutter(plan, rng, cid, SEAT_CLUTTER, 1)
             else:
-                _beside(plan, ob.backpack(rng), desk, int(rng.choice([-1, 1])))
+                _beside(
+                    plan, ob.pick_builder(rng, (ob.backpack, ob.bag))(rng), desk, int(rng.choice([-1, 1]))
+                )
     for _ in range(int(rng.integers(1, 3))):
-        _against_any(plan, rng, ob.bookshelf(rng))
-    for _ in range(int(rng.integers(1, 3))):
-        cab = _against_any(plan, rng, ob.cabinet(rng, ob.pick(rng, ("file", "low", "tall"))))
+        _bookcase(plan, rng, ob.bookshelf)
+    for _ in range(int(rng.integers(1, 4))):
+        cab = _against_any(plan, rng, ob.cabinet(rng, ob.pick(rng, ("file", "file", "low", "tall"))))
         if cab is not None:
             _decorate(plan, rng, cab, (_small_plant, ob.cardboard_box), 0.3)
+            _clutter(plan, rng, cab, (ob.paper, ob.small_box, _lying_book, ob.mug), int(rng.integers(0, 3)))
     if rng.random() < 0.85:
         board = ob.whiteboard(rng)
         _on_wall_any(plan, rng, board, _u(rng, 0.85, 1.0))
-    if plan.W * plan.D > 28 and rng.random() < 0.4:
-        _meeting_table(plan, rng, ob.table(rng, "dining"), 2)
+    if plan.W * plan.D > 24 and rng.random() < 0.5:
+        table = _meeting_table(plan, rng, ob.table(rng, "dining"), 2)
+        if table is not None:
+            _clutter(plan, rng, table, TABLE_CLUTTER, int(rng.integers(1, 4)))
     extras = [ob.plant] * int(rng.integers(1, 3)) + [ob.trash_can]
     extras += [ob.shelf] if rng.random() < 0.3 else []
     _scatter(plan, rng, extras, tries=2)
     _boxes(plan, rng, int(rng.integers(0, 4)))
     _curtains(plan, rng, 0.4)
     _pictures(plan, rng, int(rng.integers(0, 3)))
+    _floor_clutter(plan, rng, int(rng.integers(1, 3)), (ob.bag, ob.backpack, ob.small_box))
 
 
 def _meeting_table(
@@ -636,7 +809,7 @@ def _kitchen(plan: Planner, rng: np.random.Generator) -> None:
     runs = [walls[0]]
     if rng.random() < 0.6:
         runs.append(int(rng.choice([(walls[0] + 1) % 4, (walls[0] + 3) % 4])))
-    color = ob.pick(rng, ("white", "white", "beige", "brown", "gray", "black", "blue", "green"))
+    color = ob.pick(rng, ("white", "beige", "brown", "gray", "black", "blue", "green"))
     height = _u(rng, 0.84, 0.88)
     upper_z = _u(rng, 1.45, 1.55)
     if rng.random() < 0.9:
@@ -651,8 +824,12 @@ def _kitchen(plan: Planner, rng: np.random.Generator) -> None:
         if i == len(counters) - 1 or rng.random() < 0.5:
             plan.on_support(ob.microwave(rng), counter, across=0.0)
         _decorate(plan, rng, counter, (ob.cardboard_box, _small_plant), 0.3)
+        _clutter(plan, rng, counter, KITCHEN_CLUTTER, int(rng.integers(2, 6)))
     if plan.W * plan.D > 12 and rng.random() < 0.75:
-        _meeting_table(plan, rng, ob.table(rng, "dining", (_u(rng, 0.8, 1.3), _u(rng, 0.7, 0.9))), 2)
+        size = (_u(rng, 0.8, 1.3), _u(rng, 0.7, 0.9))
+        table = _meeting_table(plan, rng, ob.table(rng, "dining", size), 2)
+        if table is not None:
+            _clutter(plan, rng, table, TABLE_CLUTTER, int(rng.integers(1, 4)))
     n_stools = int(rng.integers(0, 3))
     for counter, wall in counters[:1]:
         for _ in range(n_stools):
@@ -664,6 +841,7 @@ def _kitchen(plan: Planner, rng: np.random.Generator) -> None:
     _boxes(plan, rng, int(rng.integers(0, 2)))
     _curtains(plan, rng, 0.3)
     _pictures(plan, rng, int(rng.integers(0, 2)))
+    _floor_clutter(plan, rng, int(rng.integers(0, 3)), (ob.bag, ob.small_box, ob.bottle))
 
 
 def _counter_run(
@@ -712,7 +890,9 @@ def _bathroom(plan: Planner, rng: np.random.Generator) -> None:
     for wall in walls:
         if plan.against_wall(tub, wall, corner=True, tries=6) is not None:
             break
-    _against_any(plan, rng, ob.toilet(rng))
+    toilet = _against_any(plan, rng, ob.toilet(rng))
+    if toilet is not None and rng.random() < 0.6:  # a spare bottle or box on the cistern
+        _clutter(plan, rng, toilet, (ob.bottle, ob.small_box), int(rng.integers(1, 3)))
     basin = ob.sink(rng, "bathroom")
     sink_id = None
     if rng.random() < 0.6:
@@ -722,6 +902,7 @@ def _bathroom(plan: Planner, rng: np.random.Generator) -> None:
             sink_id = plan.on_support(basin, vanity, along=0.5, across=0.5)
             if rng.random() < 0.3:
                 plan.on_support(_small_plant(rng), vanity)
+            _clutter(plan, rng, vanity, BATH_CLUTTER, int(rng.integers(2, 5)))
     if sink_id is None:
         sink_id = _against_any(plan, rng, ob.sink(rng, "pedestal"))
     if sink_id is not None:
@@ -730,14 +911,18 @@ def _bathroom(plan: Planner, rng: np.random.Generator) -> None:
         wall = item.k
         u0, u1, _ = plan.wall_coords(wall, item.lo, item.hi)
         plan.on_wall(mirror, wall, float(item.hi[2]) + _u(rng, 0.15, 0.3), u=(u0 + u1) / 2, tries=5)
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(2, 5))):
         model = ob.towel(rng)
         _on_wall_any(plan, rng, model, _u(rng, 1.3, 1.6) - float(model.size[2]))
-    extras = [ob.trash_can]
-    extras += [ob.shelf] if rng.random() < 0.3 else []
-    _scatter(plan, rng, extras, tries=2)
+    if rng.random() < 0.8:
+        shelf = _against_any(plan, rng, ob.shelf(rng))
+        if shelf is not None:
+            _fill_boards(plan, rng, shelf, 0.9, (ob.bottle, ob.bottle, ob.small_box, ob.mug))
+            _clutter(plan, rng, shelf, BATH_CLUTTER, int(rng.integers(1, 4)))
+    _scatter(plan, rng, [ob.trash_can], tries=2)
     _boxes(plan, rng, int(rng.random() < 0.2))
     _curtains(plan, rng, 0.3)
+    _floor_clutter(plan, rng, int(rng.integers(1, 3)), (ob.clothes, ob.bottle, ob.shoe))
 
 
 def _conference_room(plan: Planner, rng: np.random.Generator) -> None:
@@ -758,6 +943,13 @@ def _conference_room(plan: Planner, rng: np.random.Generator) -> None:
         _chairs_around(plan, rng, tid, seat, {s: n for s, n in per_side.items() if n})
         if rng.random() < 0.3:
             _decorate(plan, rng, tid, (ob.laptop, ob.laptop, _small_plant), 0.5)
+        _clutter(
+            plan,
+            rng,
+            tid,
+            (ob.paper, ob.paper, ob.mug, ob.bottle, ob.bottle, ob.laptop),
+            int(rng.integers(3, 8)),
+        )
     end_walls = [1, 3] if rng.random() < 0.5 else [3, 1]
     screen = ob.tv(rng, stand=False, width=_u(rng, 1.2, 1.6))
     if rng.random() < 0.8:
@@ -773,6 +965,7 @@ def _conference_room(plan: Planner, rng: np.random.Generator) -> None:
     _scatter(plan, rng, [ob.plant] * int(rng.integers(1, 3)) + [ob.trash_can], tries=2)
     _curtains(plan, rng, 0.5)
     _pictures(plan, rng, int(rng.integers(0, 3)))
+    _floor_clutter(plan, rng, int(rng.integers(0, 3)), (ob.bag, ob.backpack, ob.small_box))
 
 
 RECIPES = {

@@ -21,8 +21,11 @@ from PIL import Image
 from core.scene.geometry import project, world_to_camera
 
 MIN_RANGE_M = 0.4  # structured light sees nothing closer
-FAR_START_M = 3.5  # dropouts start to rise here ...
-MAX_RANGE_M = 4.5  # ... and every pixel beyond is missing
+# Far dropouts rise quadratically from FAR_START_M (0) to MAX_RANGE_M (1): a wall at 3 m is all there, at
+# 4 m about one pixel in nine is missing, at 4.5 m almost half, and nothing comes back beyond 5 m, as with
+# ScanNet's Structure sensor.
+FAR_START_M = 3.5
+MAX_RANGE_M = 5.0
 GRAZING_START_DEG = 75.0  # dropout probability rises from here to 1 at GRAZING_END_DEG
 GRAZING_END_DEG = 87.0
 DISPARITY_FB = 43.5  # focal length (px) x baseline (m) of the disparity quantiser
@@ -95,7 +98,7 @@ def dropout_probability(
 ) -> np.ndarray:
     """(H, W) probability that the sensor returns no depth: out of range, grazing angles and depth edges,
     very dark surfaces (too little reflected pattern) and shiny ones (`shiny`, from `shiny_probability`)."""
-    far = np.clip((z - FAR_START_M) / (MAX_RANGE_M - FAR_START_M), 0, 1)
+    far = np.clip((z - FAR_START_M) / (MAX_RANGE_M - FAR_START_M), 0, 1) ** 2
     deg = np.rad2deg(theta)
     grazing = np.clip((deg - GRAZING_START_DEG) / (GRAZING_END_DEG - GRAZING_START_DEG), 0, 1)
     p = np.maximum(far, grazing) + BASE_DROPOUT

@@ -3,6 +3,8 @@
 The camera walks a smooth closed loop through the free middle of the room at about head height, first
 looking out at the walls and the furniture along them, then back across the room, with a slow pitch and a
 little hand shake. Everything is in the axis-aligned frame (floor z = 0, room in [0, W] x [0, D]).
+The walk is the same whatever the number of frames: fewer frames sample it more sparsely (the gaze sways
+as often per loop), so a short test trajectory still looks at every wall.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import numpy as np
 
 from core.scene.geometry import look_at
 from core.scene.objects import ObjectInfo
+
+REFERENCE_FRAMES = 240  # the walk's sway and bob periods below are counted in frames of a 240-frame scan
 
 
 def _free_loop(extent: np.ndarray, obstacles: list[ObjectInfo], eye_height: float, n: int) -> np.ndarray:
@@ -61,16 +65,18 @@ def handheld_trajectory(
     poses = np.empty((num_frames, 4, 4))
     sway = rng.uniform(0.5, 0.9)  # how far (rad) the gaze swings left and right of its main direction
     phase = rng.uniform(0, 2 * np.pi)
+    clock = REFERENCE_FRAMES / num_frames  # reference frames per frame
     for i in k:
-        eye = np.array([*path[i], eye_height + 0.03 * np.sin(i * 0.3 + phase)])
+        t = i * clock
+        eye = np.array([*path[i], eye_height + 0.03 * np.sin(t * 0.3 + phase)])
         radial = path[i] - centre
         radial = radial / (np.linalg.norm(radial) + 1e-9)
         base = np.arctan2(radial[1], radial[0])
         down = np.deg2rad(38) if i < outward_part else np.deg2rad(20)
         if i >= outward_part:  # look back across the room
             base += np.pi
-        yaw = base + sway * np.sin(2 * np.pi * i / 55.0 + phase)
-        pitch = -down + np.deg2rad(8) * np.sin(2 * np.pi * i / 37.0 + 2 * phase)
+        yaw = base + sway * np.sin(2 * np.pi * t / 55.0 + phase)
+        pitch = -down + np.deg2rad(8) * np.sin(2 * np.pi * t / 37.0 + 2 * phase)
         gaze = np.array([np.cos(yaw) * np.cos(pitch), np.sin(yaw) * np.cos(pitch), np.sin(pitch)])
         jitter = rng.normal(0, 0.004, 3)  # hand shake
         poses[i] = look_at(eye + jitter, eye + gaze + rng.normal(0, 0.01, 3))

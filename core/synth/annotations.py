@@ -10,9 +10,9 @@ names as in the public releases):
 
 - `scannetv2_{train,val}.txt`: one scene id per line.
 - `annotations/ScanRefer_filtered_{train,val}.json`: list of {scene_id, object_id (str), object_name
-  (label, spaces as underscores), ann_id (str, counts per object), description, token}; 3-5 descriptions
+  (label, spaces as underscores), ann_id (str, counts per object), description, token}; 1-3 descriptions
   per non-structural object with same-class twins (one that no fact tells apart from a twin is left out)
-  and one for about half of the objects alone in their class. `token` is the lowercased description
+  and one for every object alone in its class. `token` is the lowercased description
   with punctuation split off.
 - `annotations/scanrefer_unique_multiple_lookup.json`: {scene_id: {object_id: 0 unique | 1 multiple}},
   ScanRefer's rule: the target's ScanRefer class (`LabelMap.scanrefer_class`, 17 NYU40 names + "others")
@@ -399,18 +399,20 @@ def describe_object(
     return list(out.values())
 
 
-UNIQUE_DESCRIBED = 0.5  # share of the objects alone in their class that get a ScanRefer description
+UNIQUE_DESCRIBED = 1.0  # share of the objects alone in their class that get a ScanRefer description
+TWIN_DESCRIPTIONS = (1, 3)  # descriptions per object with same-class twins, inclusive range
 
 
 def scanrefer_records(scene: SceneContext, rng: np.random.Generator) -> list[dict]:
-    """3-5 ScanRefer descriptions of every non-structural object that has same-class twins and can be
-    singled out, and one of about half the objects alone in their class: naming the class alone then
-    finds the target for few descriptions (the class-name oracle's prior), as in ScanRefer where most
-    descriptions are "multiple"."""
+    """1-3 ScanRefer descriptions of every non-structural object that has same-class twins and can be
+    singled out, and one of every object alone in their class. With the generator's share of objects that
+    have twins (about 3 in 4), most descriptions are "multiple" (about 85%, ScanRefer has 81%), and naming
+    the class alone finds the target for few of them (the class-name oracle's prior)."""
     records = []
     for target in scene.targets:
         alone = len(scene.members(target)) == 1
-        count = (1 if rng.random() < UNIQUE_DESCRIBED else 0) if alone else int(rng.integers(3, 6))
+        lo, hi = TWIN_DESCRIPTIONS
+        count = (1 if rng.random() < UNIQUE_DESCRIBED else 0) if alone else int(rng.integers(lo, hi + 1))
         if not count:
             continue
         for ann_id, desc in enumerate(describe_object(scene, target, rng, count)):

@@ -333,13 +333,19 @@ READING_PHRASES: dict[str, tuple[str, ...]] = {
     "in the corner": ("in a corner",),
 }
 SUPERLATIVE_PREDICATES = ("largest", "smallest", "tallest", "shortest")
+# Rankings within the subject's class: "It is the window closest to the couch." With the subject's label the
+# phrase names the class, so a reader does not take "closest to the couch" as "the couch is its nearest
+# object"; after a noun ("the chair closest to the bed") the plain phrase is used.
+RANKING_PREDICATES = ("closest to", "farthest from")
 ROOM_PREDICATES = ("against the wall", "in the corner", "in the middle of the room")
 
 
 def relation_phrase(predicate: str, anchors: Sequence[str] = (), subject: str = "", variant: int = 0) -> str:
     """A relation in words after its subject: relation_phrase("between", ["the desk", "the bed"]) ->
     "between the desk and the bed"; `anchors` are noun phrases with their determiner; `variant` picks
-    one of the predicate's phrasings (`RELATION_PHRASES`), the canonical one by default."""
+    one of the predicate's phrasings (`RELATION_PHRASES`), the canonical one by default. With `subject`,
+    rankings name the class: relation_phrase("closest to", ["the couch"], "window") -> "the window closest
+    to the couch"."""
     options = RELATION_PHRASES.get(predicate)
     if options is None:
         raise ValueError(f"no English for the relation {predicate!r}")
@@ -347,7 +353,8 @@ def relation_phrase(predicate: str, anchors: Sequence[str] = (), subject: str = 
     wanted = template.count("{0}") + template.count("{1}")
     if len(anchors) < wanted:
         raise ValueError(f"the relation {predicate!r} needs {wanted} anchor(s), got {len(anchors)}")
-    return template.format(*anchors, s=subject)
+    phrase = template.format(*anchors, s=subject)
+    return f"the {subject} {phrase}" if predicate in RANKING_PREDICATES and subject else phrase
 
 
 def relation_words() -> dict[tuple[str, ...], str]:

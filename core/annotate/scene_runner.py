@@ -47,7 +47,7 @@ from core.scene.relations import Viewpoint, left_of, normalize_label, right_of
 from core.scene.render import MeshRenderer
 from core.scene.scannet import Scene, load_scene
 from core.scene.visibility import instance_visibility
-from core.text import be
+from core.text import RANKING_PREDICATES, be
 from core.text import relation_phrase as english_relation
 
 
@@ -361,7 +361,7 @@ class SceneAnnotator:
                             "color": fused.color,
                             "size": entry["size_class"],
                             "shape": entry["shape"],
-                            "relations": _full_phrases(fused.relations, entry["views"]),
+                            "relations": _full_phrases(fused.relations, entry["views"], label),
                         },
                         max_tokens=200,
                     )
@@ -561,10 +561,11 @@ class SceneAnnotator:
         return items
 
 
-def _full_phrases(fused: list[str], views: list[dict[str, Any]]) -> list[str]:
+def _full_phrases(fused: list[str], views: list[dict[str, Any]], label: str) -> list[str]:
     """The kept relations as the views phrased them, anchor names whole: the claim reader stops at the
     anchor's noun, so "next to the nightstand" kept by fusion is written back as the views' "next to the
-    nightstand nearest the bed" (the phrase most views used)."""
+    nightstand nearest the bed" (the phrase most views used). A ranking names the class again ("the
+    window closest to the couch"), as `core.text.relation_phrase` writes it."""
     said: dict[str, int] = defaultdict(int)
     for view in views:
         for phrase in view["relations"]:
@@ -575,7 +576,10 @@ def _full_phrases(fused: list[str], views: list[dict[str, Any]]) -> list[str]:
         matches = [p for p, w in words.items() if w == relation]
         longer = [p for p, w in words.items() if w.startswith(relation + " ") and " nearest the " in w]
         matches = matches or longer
-        out.append(max(matches, key=lambda p: (said[p], p)) if matches else relation)
+        phrase = max(matches, key=lambda p: (said[p], p)) if matches else relation
+        if phrase.startswith(RANKING_PREDICATES):
+            phrase = f"the {label} {phrase}"
+        out.append(phrase)
     return list(dict.fromkeys(out))
 
 

@@ -159,7 +159,9 @@ def test_unusable_replies_fail_the_scene_and_a_rerun_asks_again(synth_root: Path
         failure = (out / "failed" / f"{SCENE}.json").read_text()
         assert "gave up after 2 attempts" in failure and "finish_reason 'length'" in failure
         assert "FAILED" in capsys.readouterr().out
-        assert server.requests >= 2 and server.requests % 2 == 0  # every request tried twice
+        # retried (the message above names the attempts); requests in flight when the scene failed may
+        # not have had their second try, so the count need not be even
+        assert server.requests >= 2
         assert not list((out / "cache").rglob("*.txt"))
         assert not (out / "scenes" / SCENE / "done.json").exists()
         assert read_densescan(out / "densescan.json") == []

@@ -70,7 +70,9 @@ def test_context_answers_item_questions(demo_root: Path, synth_root: Path, tmp_p
     try:
         assert ctx.scene_ids() == ["scene0000_00", "scene0001_00"]
         items = service.list_items(limit=500)
-        obj = next(i for i in items if i.key.level == "object")
+        framed = {(i.key.scene_id, i.key.object_id) for i in items if i.key.level == "frame"}  # frame centres
+        key = lambda i: (i.key.scene_id, i.key.object_id)  # noqa: E731
+        obj = next(i for i in items if i.key.level == "object" and key(i) in framed)
         crops, highlights = ctx.images(obj)
         assert crops and highlights and all(Path(p).is_file() for p, _ in crops + highlights)
         claims = ctx.claims(obj)

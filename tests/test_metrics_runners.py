@@ -364,7 +364,13 @@ def test_densescan_levels(tmp_path: Path) -> None:
             rec("1", "0", "object", "a red chair.", status="rejected"),  # not ground truth
             rec("-1", "0", "scene", "a small bedroom."),
             rec(
-                "-1", "1", "scenario", "where can I sit?", question="where can I sit?", answer="on the chair"
+                "-1",
+                "1",
+                "scenario",
+                "where can I sit?",
+                question="where can I sit?",
+                answer="on the chair",
+                answer_object_ids=["0"],
             ),
         ],
     )

@@ -30,9 +30,10 @@ SCENES = ("scene0000_00", "scene0001_00")
 
 
 @pytest.fixture(scope="module")
-def demo(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pipeline's output over the session's synthetic scenes (a real run of every stage)."""
-    return annotated_demo(synth_root, tmp_path_factory.mktemp("app")) / "densescan"
+def demo(sensor_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pipeline's output over the session's synthetic scenes with the sensor model on (a real run of
+    every stage; sensor noise makes some objects' views disagree, so some captions are flagged)."""
+    return annotated_demo(sensor_root, tmp_path_factory.mktemp("app")) / "densescan"
 
 
 def _records(demo: Path) -> list[dict[str, Any]]:
@@ -355,9 +356,9 @@ def test_decision_message_wording_per_outcome() -> None:
 # empty filters and the explorer ---------------------------------------------------------------------------
 
 
-def test_empty_filters_say_which_filter_left_nothing(demo: Path, synth_root: Path, tmp_path: Path) -> None:
+def test_empty_filters_say_which_filter_left_nothing(demo: Path, sensor_root: Path, tmp_path: Path) -> None:
     service = _service(f"sqlite:///{tmp_path / 'e.db'}", demo)
-    ctx = AppContext(service, synth_root, demo)
+    ctx = AppContext(service, sensor_root, demo)
     try:
         _users(service, "ann")
         rows, note = table_view(ctx, table_filter(SCENES[0], ALL, ALL, "rejected", ALL))
@@ -383,9 +384,9 @@ def test_empty_filters_say_which_filter_left_nothing(demo: Path, synth_root: Pat
         service.close()
 
 
-def test_the_explorer_lists_every_scene(demo: Path, synth_root: Path, tmp_path: Path) -> None:
+def test_the_explorer_lists_every_scene(demo: Path, sensor_root: Path, tmp_path: Path) -> None:
     service = _service(f"sqlite:///{tmp_path / 'x.db'}", demo)
-    ctx = AppContext(service, synth_root, demo)
+    ctx = AppContext(service, sensor_root, demo)
     try:
         rows, note = table_view(ctx, table_filter(ALL, ALL, ALL, ALL, ALL))
         scene_at = TABLE_COLUMNS.index("scene")

@@ -19,11 +19,11 @@ from review.why import why_of
 
 
 @pytest.fixture(scope="module")
-def served(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(sensor_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     work = tmp_path_factory.mktemp("why-served")
-    demo_root = annotated_demo(synth_root, tmp_path_factory.mktemp("app"))
+    demo_root = annotated_demo(sensor_root, tmp_path_factory.mktemp("app"))
     service = ReviewService(fresh_db(demo_root, work / "review.db"))
-    ctx = AppContext(service, synth_root, demo_root / "densescan", auth=True)
+    ctx = AppContext(service, sensor_root, demo_root / "densescan", auth=True)
     demo = build_app(ctx, export_dir=work / "export")
     port = free_port()
     launch(demo, ctx, "127.0.0.1", port, block=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.synth.dataset import SynthConfig, generate_dataset
 
@@ -29,3 +30,13 @@ def sensor_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth_sensor")
     generate_dataset(root, SYNTH_SCENES, seed=7, config=SynthConfig(num_frames=SYNTH_FRAMES), progress=False)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine run fastest on one torch thread: two threads spin for seconds
+    when another process holds a core. Model test modules use it with `pytest.mark.usefixtures`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dense3d_tiny import TINY
 from safetensors.torch import load_file
 
 from core.data.datasets import RefSegDataset, SceneCache, SceneCacheConfig, load_samples
@@ -20,28 +21,7 @@ from core.models.dense3d.modeling_dense3d import Dense3DInputs, Dense3DModel
 from core.models.errors import ModelError
 from core.train import dense3d as task
 
-TINY = {
-    "voxel_size": 0.1,
-    "unet": {"channels": [8, 16], "blocks_per_level": 1},
-    "llm": {"hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1, "intermediate": 64},
-    "decoder": {"in_channels": 8, "d_model": 32, "num_heads": 2, "num_layers": 1, "ffn_dim": 64},
-    "image": {
-        "vision": {"image_size": 28, "patch_size": 14, "hidden": 16, "layers": 1, "heads": 2},
-        "out_dim": 32,
-        "num_frames": 2,
-    },
-    "scene_tokens": 16,
-    "max_new_tokens": 6,
-}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run fastest on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(**changes) -> Dense3DModel:

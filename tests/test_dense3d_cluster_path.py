@@ -26,6 +26,8 @@ from core.models.dense3d.modeling_dense3d import Dense3DModel
 from core.train import dense3d as task
 from core.train.cli import load_preset
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 LLM_HIDDEN = 64
 # every size the cluster-7b preset sets, shrunk; nothing else of the preset changes (asserted below)
 SHRINK = {
@@ -56,14 +58,6 @@ SHRINK = {
     ("train", "log_every"): 1,
     ("train", "num_workers"): 0,
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _base_llm(folder: Path) -> Path:

@@ -30,26 +30,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from dense3d_tiny import TINY
 from safetensors.torch import load_file, save_file
 
 from core.train import dense3d as task
 from core.train.config import TrainConfig
 from core.train.loop import TrainJob, latest_checkpoint, train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[1]
-TINY = {
-    "voxel_size": 0.1,
-    "unet": {"channels": [8, 16], "blocks_per_level": 1},
-    "llm": {"hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1, "intermediate": 64},
-    "decoder": {"in_channels": 8, "d_model": 32, "num_heads": 2, "num_layers": 1, "ffn_dim": 64},
-    "image": {
-        "vision": {"image_size": 28, "patch_size": 14, "hidden": 16, "layers": 1, "heads": 2},
-        "out_dim": 32,
-        "num_frames": 2,
-    },
-    "scene_tokens": 16,
-    "max_new_tokens": 6,
-}
 CHECKPOINT_FILES = {
     "model.safetensors",
     "optimizer.bin",
@@ -58,14 +48,6 @@ CHECKPOINT_FILES = {
     "random_states_1.pkl",
     "trainer_state.json",
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _preset(batch_size: int, grad_accum: int = 1) -> dict:

@@ -24,16 +24,9 @@ from core.models.dense3d.seg_head import (
 )
 from core.models.errors import ModelError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = dict(d_model=32, num_heads=4, num_layers=2, ffn_dim=64, in_channels=8)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine spin for seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _decoder(seed: int = 0, **kw) -> QueryDecoder:

@@ -39,18 +39,12 @@ from core.models.ross3d.targets import (
 from core.models.ross3d.vae import DEFAULT_VAE_DIR, FrozenVAE, to_unit_range
 from core.scene.scannet import Scene, list_scenes, load_scene
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # The shipped VAE's held-out frame PSNR is recorded in assets/ross3d_vae/recipe.json; a generated frame
 # from a scene it never saw must come back at least this well (measured 23.5 dB on the fixture scene, whose
 # frames score 12.9 dB against their own mean colour).
 SHIPPED_VAE_MIN_PSNR = 20.0
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

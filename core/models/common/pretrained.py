@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 import types
 import typing
 from pathlib import Path
@@ -30,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from core.atomic import atomic_write_json
+from core.atomic import atomic_dir, atomic_write_json
 from core.models.errors import ModelError
 
 CONFIG_NAME = "config.json"
@@ -188,16 +185,6 @@ def load_state(module: torch.nn.Module, path: Path) -> None:
 # ------------------------------------------------------------------------------------- the base class
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Rename `tmp` to `target`; an existing target (a checkpoint or empty folder) is removed after."""
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 class PretrainedMixin:
     """Mix into an `nn.Module` whose `__init__` takes its config dataclass (`config_class`) and which keeps
     it as `self.config`; a `self.tokenizer` (optional) is saved beside the weights.
@@ -228,9 +215,7 @@ class PretrainedMixin:
             raise ModelError(
                 target, "exists and is not a checkpoint folder (no config.json): not replacing it"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        with atomic_dir(target) as tmp:
             tokenizer = getattr(self, "tokenizer", None)
             if tokenizer is not None:
                 from core.models.common.tokenizer import write_tokenizer_files
@@ -240,11 +225,6 @@ class PretrainedMixin:
             save_state(self, tmp / WEIGHTS_NAME)  # type: ignore[arg-type]
             meta = {"architecture": type(self).__name__, "format_version": FORMAT_VERSION}
             atomic_write_json(tmp / CONFIG_NAME, {**meta, **config_to_dict(self.config)}, indent=2)
-            os.chmod(tmp, 0o755)
-            _replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     # -- load

@@ -31,15 +31,13 @@ import contextlib
 import hashlib
 import io
 import json
-import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.atomic import atomic_write_json
+from core.atomic import atomic_dir, atomic_write_json
 
 EOS_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -206,22 +204,10 @@ def write_tokenizer_files(tokenizer, folder: Path) -> None:
 def save_tokenizer(tokenizer, out: Path, recipe: dict[str, Any] | None = None) -> Path:
     """Save the tokenizer folder (and `recipe.json`) atomically: built beside `out`, then renamed over it."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         write_tokenizer_files(tokenizer, tmp)
         if recipe is not None:
             atomic_write_json(tmp / "recipe.json", recipe, indent=1)
-        os.chmod(tmp, 0o755)
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

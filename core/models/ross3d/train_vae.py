@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from core.atomic import atomic_dir
 from core.models.errors import ModelError
 from core.models.ross3d.reconstruction import psnr
 from core.models.ross3d.vae import FrozenVAE, small_vae_config, to_uint8, to_unit_range
@@ -111,24 +110,12 @@ def _write_folder(
 ) -> None:
     """Build the folder beside `out`, then rename it into place (an old VAE folder is replaced)."""
     _check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         vae.save(tmp)
         (tmp / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
         save_preview(*preview, tmp / "preview.png")
-        tmp.chmod(0o755)
         for file in tmp.iterdir():
             file.chmod(0o644)
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.data.datasets.voxels import voxel_grid
 from core.models.errors import ModelError
 
 
@@ -98,25 +99,14 @@ def voxelize(xyz: Tensor | np.ndarray, feats: Tensor | np.ndarray, voxel_size: f
         raise ModelError(None, "voxelize: empty point cloud (N=0)")
     if not bool(torch.isfinite(xyz).all()):
         raise ModelError(None, "voxelize: xyz contains NaN or inf")
-    grid = torch.floor(xyz.to(torch.float64) / voxel_size).to(torch.int64)
-    origin = grid.min(0).values
-    grid = grid - origin
-    extent = grid.max(0).values + 1
-    if int(extent.prod()) >= 2**62:
-        raise ModelError(
-            None, f"voxelize: scene spans {extent.tolist()} voxels; voxel_size {voxel_size} too small?"
-        )
-    keys = (grid[:, 0] * extent[1] + grid[:, 1]) * extent[2] + grid[:, 2]
-    unique_keys, point_to_voxel = torch.unique(keys, sorted=True, return_inverse=True)
-    num_voxels = unique_keys.shape[0]
-    coords = torch.stack(
-        [
-            unique_keys // (extent[1] * extent[2]),
-            (unique_keys // extent[2]) % extent[1],
-            unique_keys % extent[2],
-        ],
-        dim=1,
-    ).to(torch.int32)
+    try:  # one grid rule, shared with the scene cache (core.data.datasets.voxels)
+        grid = voxel_grid(xyz.detach().to("cpu", torch.float64).numpy(), voxel_size)
+    except ValueError as exc:
+        raise ModelError(None, f"voxelize: {exc}") from exc
+    coords = torch.from_numpy(grid.coords).to(xyz.device)
+    point_to_voxel = torch.from_numpy(grid.point_to_voxel).to(xyz.device)
+    origin = torch.from_numpy(grid.origin).to(xyz.device)
+    num_voxels = grid.num_voxels
     work = feats.to(torch.float32) if not feats.is_floating_point() else feats
     summed = torch.zeros(num_voxels, work.shape[1], dtype=work.dtype, device=work.device)
     summed.index_add_(0, point_to_voxel, work)

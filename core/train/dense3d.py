@@ -9,6 +9,7 @@ records) and skips stage 1. Both stages run through `core.train.loop.train`, so 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -37,22 +38,28 @@ DATA_KEYS = {"split", "sources", "densescan", "levels", "cache_dir", "max_sample
 
 
 class FramesDataset(Dataset):
-    """Referring items with their scene's frames (chosen and preprocessed once per scene, kept in memory),
-    for a model with an image branch."""
+    """Referring items with their scene's frames (chosen and preprocessed once per scene), for a model with
+    an image branch. The frames of the `memory_scenes` most recent scenes stay in memory (about 5 MB each:
+    the depth maps are kept at full size); batches grouped by scene make that enough."""
 
-    def __init__(self, items: RefSegDataset, model: Dense3DModel, root: Path):
+    def __init__(self, items: RefSegDataset, model: Dense3DModel, root: Path, memory_scenes: int = 32):
         self.items, self.model, self.root = items, model, root
-        self._frames: dict[str, FrameInputs] = {}
+        self.memory_scenes = memory_scenes
+        self._frames: OrderedDict[str, FrameInputs] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.items)
 
     def frames(self, scene_id: str) -> FrameInputs:
-        if scene_id not in self._frames:
-            from core.scene.scannet import load_scene
+        if scene_id in self._frames:
+            self._frames.move_to_end(scene_id)
+            return self._frames[scene_id]
+        from core.scene.scannet import load_scene
 
-            self._frames[scene_id] = self.model.image.select_and_load(load_scene(self.root, scene_id))
-        return self._frames[scene_id]
+        frames = self._frames[scene_id] = self.model.image.select_and_load(load_scene(self.root, scene_id))
+        while len(self._frames) > self.memory_scenes:
+            self._frames.popitem(last=False)
+        return frames
 
     def __getitem__(self, index: int):
         item = self.items[index]

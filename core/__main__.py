@@ -9,6 +9,7 @@ from core.annotate import cli as annotate_cli
 from core.annotate import factcheck_cli
 from core.eval import cli as eval_cli
 from core.eval import predict_cli
+from core.models.ross3d import reconstruct_cli
 from core.scene import cli as scene_cli
 from core.serve import cli as serve_cli
 from core.synth import cli as synth_cli
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cli.register(commands)
     train_cli.register(commands)
     predict_cli.register(commands)
+    reconstruct_cli.register(commands)
     return parser
 
 

@@ -1,9 +1,10 @@
 """`python -m core predict MODEL --checkpoint DIR --scans DIR --queries FILE --out FILE`: prediction files.
 
 Writes the files `python -m core eval` scores: refseg vertex lists, ScanRefer boxes or Multi3DRefer box
-sets (`core.eval.predict_dense3d` says how a mask becomes boxes). Only Dense3D predicts so far; a model is
-one entry of `MODELS`. Bad input (checkpoint folder, config that does not match the weights, query file,
-scenes missing from --scans) is one line on stderr and exit status 2.
+sets (`core.eval.predict_dense3d` says how a mask becomes boxes); Ross3D (`--data DIR --split val --task
+T`) writes any of its five benchmarks (`core.eval.predict_ross3d`). A model is one entry of `MODELS`. Bad
+input (checkpoint folder, config that does not match the weights, query file, scenes missing from --scans)
+is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from core.data.errors import DataError
 from core.models.errors import ModelError
 from core.scene.errors import SceneError
 
-MODELS = ("dense3d",)
+MODELS = ("dense3d", "ross3d")
 # here rather than in the model modules, so that building the command line does not import torch
 TASKS = ("refseg", "scanrefer", "multi3drefer")
+ROSS3D_TASKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")  # core.eval.predict_ross3d
 FORMATS = ("auto", "scanrefer", "multi3drefer", "densescan")
 COMPONENT_VOXEL = 0.05  # metres: a little more than the vertex spacing of a ScanNet mesh
 MIN_COMPONENT_POINTS = 20
@@ -31,18 +33,27 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Predict every query of a ScanRefer, Multi3DRefer or DenseScan file with a trained "
         "checkpoint and write the prediction format `python -m core eval TASK` reads: refseg (vertex "
         "indices of the mask), scanrefer (box of the mask's largest connected part) or multi3drefer (a box "
-        "per connected part; none when the model finds no target).",
+        "per connected part; none when the model finds no target). Ross3D: `--data DIR --task "
+        "scanqa|sqa3d|scan2cap|scanrefer|multi3drefer [--split val]`.",
     )
     p.add_argument("model", choices=MODELS, help="which model")
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder (save_pretrained)")
-    p.add_argument("--scans", required=True, type=Path, help="dataset root or scans/ folder of the scenes")
-    p.add_argument("--queries", required=True, type=Path, help="ScanRefer / Multi3DRefer / DenseScan file")
+    p.add_argument("--scans", type=Path, help="dense3d: dataset root or scans/ folder of the scenes")
+    p.add_argument("--queries", type=Path, help="dense3d: ScanRefer / Multi3DRefer / DenseScan file")
+    p.add_argument("--data", type=Path, help="ross3d: dataset root (scans/, annotations/, split files)")
+    p.add_argument("--split", default="val", help="ross3d: split whose benchmark file is predicted (val)")
+    p.add_argument(
+        "--proposals",
+        type=Path,
+        help="ross3d grounding: proposal boxes {scene: [box, ...]} or a dense3d box prediction file "
+        "(default: the scenes' ground-truth instance boxes)",
+    )
     p.add_argument("--out", required=True, type=Path, help="prediction file (.json; refseg also .npz)")
     p.add_argument(
         "--task",
-        choices=TASKS,
-        help="format to write (default: refseg for ScanRefer / DenseScan queries, multi3drefer for "
-        "Multi3DRefer queries)",
+        choices=tuple(dict.fromkeys(TASKS + ROSS3D_TASKS)),
+        help="format to write (dense3d: refseg, scanrefer or multi3drefer; default refseg for ScanRefer / "
+        "DenseScan queries, multi3drefer for Multi3DRefer queries; ross3d: the benchmark, required)",
     )
     p.add_argument("--format", default="auto", choices=FORMATS, help="query file format (default: detected)")
     p.add_argument("--batch-size", type=int, default=4, help="queries per forward pass (default 4)")
@@ -67,7 +78,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model == "ross3d":
+        from core.eval.predict_ross3d import run_cli
+
+        return run_cli(args)
     from core.eval.predict_dense3d import predict_file
+
+    if args.scans is None or args.queries is None or (args.task and args.task not in TASKS):
+        tasks = ", ".join(TASKS)
+        print(f"error: dense3d needs --scans and --queries, and --task one of {tasks}", file=sys.stderr)
+        return 2
 
     for name, value in (("--component-voxel", args.component_voxel), ("--batch-size", args.batch_size)):
         if value <= 0:

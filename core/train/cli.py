@@ -21,7 +21,7 @@ from core.scene.errors import SceneError
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 # model name -> module with run(preset, data, out, init, resume, stop_after)
-TASKS = {"dense3d": "core.train.dense3d"}
+TASKS = {"dense3d": "core.train.dense3d", "ross3d": "core.train.ross3d"}
 
 
 def available_presets(model: str) -> list[str]:
@@ -60,7 +60,7 @@ def load_preset(model: str, name_or_path: str) -> dict[str, Any]:
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "train",
-        help="train Dense3D (CPU, one GPU, or many under `accelerate launch`)",
+        help="train Dense3D or Ross3D (CPU, one GPU, or many under `accelerate launch`)",
         description="Train a model from a preset. Writes checkpoints/, metrics.jsonl, loss_curve.png and, "
         "at the end, model/ (config, safetensors, tokenizer, training.json: recipe and data).",
     )

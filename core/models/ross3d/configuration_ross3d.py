@@ -1,0 +1,116 @@
+"""`Ross3DConfig`: every size, weight and switch of Ross3D in one dataclass, saved as config.json.
+
+The parts keep their own configs (`LLMConfig`, `ImageBranchConfig`, `ReconstructionConfig`,
+`TargetConfig`, `GroundingConfig`); this one composes them and checks that they fit together: the image
+branch projects to the LLM width, the view denoiser's latent grid is the image branch's token grid (one
+latent position per visual token of a frame, REFERENCE §5), the targets are built on the denoisers' grids,
+and the denoisers are conditioned on the LLM's hidden width.
+
+Loss weights: `lm_weight`, `view_weight`, `bev_weight` and `ground_weight` here are the ones used
+(`ReconstructionConfig.view_weight` / `bev_weight` are not read by the model). `use_view_recon` and
+`use_bev_recon` switch the two reconstruction losses off for the paper's Table 4 ablation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.models.common.image_tokens import ImageBranchConfig
+from core.models.common.llm import LLMConfig
+from core.models.common.tokenizer import COORD_TOKEN, GROUND_TOKEN
+from core.models.common.vision import VisionConfig
+from core.models.errors import ModelError
+from core.models.ross3d.denoiser import DenoiserConfig
+from core.models.ross3d.reconstruction import ReconstructionConfig
+from core.models.ross3d.targets import TargetConfig
+
+BOX_RULES = ("fraction", "centre")
+
+
+@dataclass
+class GroundingConfig:
+    """The `<ground>` head: object features matched to the `<ground>` state by cosine / temperature."""
+
+    dim: int = 256  # width of the space the query and the objects are compared in
+    temperature: float = 0.07
+    cumulative: float = 0.4  # Multi3DRefer: take proposals until their probabilities sum to this
+    # Which patches make an object's feature: "fraction" (REFERENCE §5: >= min_fraction of the patch's
+    # measured pixels inside the box, pos3d.patch_box_fraction) or "centre" (the patch's mean xyz inside
+    # the box: cheaper, an approximation of the same rule).
+    box_rule: str = "fraction"
+    min_fraction: float = 0.5
+    pixel_stride: int = 2  # "fraction": count every n-th depth pixel in both directions
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0 or not 0 < self.cumulative <= 1 or self.dim < 1:
+            raise ModelError(None, "grounding config: temperature > 0, 0 < cumulative <= 1 and dim >= 1")
+        if self.box_rule not in BOX_RULES:
+            raise ModelError(
+                None, f"grounding config: box_rule must be one of {BOX_RULES}, not {self.box_rule!r}"
+            )
+        if not 0 < self.min_fraction <= 1 or self.pixel_stride < 1:
+            raise ModelError(None, "grounding config: 0 < min_fraction <= 1 and pixel_stride >= 1")
+
+
+def _default_image() -> ImageBranchConfig:
+    # 112 px frames, 8 px patches: a 14x14 grid, pooled 2x2 to 7x7 tokens per frame (the view grid).
+    return ImageBranchConfig(
+        vision=VisionConfig(image_size=112, patch_size=8, pool=2), out_dim=256, mask_token=True, num_frames=8
+    )
+
+
+def _default_recon() -> ReconstructionConfig:
+    # The paper's DiT is 1024 wide and 3 deep; 192 wide keeps the default checkpoint + VAE < 25 MiB fp16.
+    return ReconstructionConfig(
+        view=DenoiserConfig(in_channels=32, grid=(7, 7), cond_dim=256, width=192),
+        bev=DenoiserConfig(in_channels=32, grid=(14, 14), cond_dim=256, width=192),
+    )
+
+
+@dataclass
+class Ross3DConfig:
+    llm: LLMConfig = field(default_factory=lambda: LLMConfig(add_tokens=(GROUND_TOKEN, COORD_TOKEN)))
+    image: ImageBranchConfig = field(default_factory=_default_image)
+    recon: ReconstructionConfig = field(default_factory=_default_recon)
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
+    vae_path: str | None = None  # a local diffusers VAE folder; None: the shipped assets/ross3d_vae
+    view_every: int = 4  # cross-view masking on optimizer steps where step % view_every == 0
+    grad_accum: int = 1  # forwards per optimizer step (the train task copies TrainConfig.grad_accum)
+    mask_ratio: float = 0.25  # share of each sample's frames masked (at least 1, at most all but 1)
+    lm_weight: float = 1.0
+    view_weight: float = 1.0
+    bev_weight: float = 1.0
+    ground_weight: float = 1.0
+    use_view_recon: bool = True
+    use_bev_recon: bool = True
+    max_new_tokens: int = 24
+    max_question_tokens: int = 128
+    recipe: dict[str, Any] = field(default_factory=dict)  # how the checkpoint was trained (set by core.train)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 < self.mask_ratio < 1:
+            problems.append(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.view_every < 1 or self.grad_accum < 1 or self.max_new_tokens < 1:
+            problems.append("view_every, grad_accum and max_new_tokens must be >= 1")
+        if self.use_view_recon and not self.image.mask_token:
+            problems.append("use_view_recon needs image.mask_token=True (the learnable mask token)")
+        if tuple(self.recon.view.grid) != tuple(self.targets.view_grid):
+            problems.append(
+                f"recon.view.grid {self.recon.view.grid} != targets.view_grid {self.targets.view_grid}"
+            )
+        if tuple(self.recon.bev.grid) != tuple(self.targets.bev_grid):
+            problems.append(
+                f"recon.bev.grid {self.recon.bev.grid} != targets.bev_grid {self.targets.bev_grid}"
+            )
+        if self.llm.path is None:
+            hidden = self.llm.hidden
+            if self.image.out_dim != hidden:
+                problems.append(f"image.out_dim ({self.image.out_dim}) != llm.hidden ({hidden})")
+            for name, den in (("view", self.recon.view), ("bev", self.recon.bev)):
+                if den.cond_dim != hidden:
+                    problems.append(f"recon.{name}.cond_dim ({den.cond_dim}) != llm.hidden ({hidden})")
+        if problems:
+            raise ModelError(None, f"Ross3DConfig: {'; '.join(problems)}")

@@ -1,0 +1,141 @@
+"""Ross3D's grounding head: the `<ground>` token's hidden state matched to object proposals (REFERENCE §5).
+
+    visual tokens of the frames (projector output + 3D position embedding, what the LLM reads) [N,H]
+        -> per proposal box: mean of the tokens whose patch lies in the box + sinusoidal 3D embedding of
+           the box centre -> MLP -> object features [K,D]                   + learnable "no object" [D]
+    hidden state at the `<ground>` token [H] -> MLP -> query [D]
+    logits = cosine(query, [objects; no object]) / temperature  ->  probabilities over K + 1
+
+Which patches belong to a box (`GroundingConfig.box_rule`):
+- "fraction" (default, the paper's rule): a patch belongs when at least `min_fraction` (50%) of its
+  measured depth pixels back-project inside the box (`pos3d.patch_box_fraction`, every `pixel_stride`-th
+  pixel counted), on the same pooled token grid as the image branch;
+- "centre": a patch belongs when its mean 3D position (the one the position embedding encodes) lies
+  inside the box. A cheaper approximation of the 50% rule (it needs no depth at grounding time), exact for
+  patches that see one surface.
+A box no patch falls into gets the zero feature plus its centre's embedding (it is still a candidate).
+
+Loss: InfoNCE over the K + 1 candidates. No target (Multi3DRefer's zero-target queries): the no-object
+class is the positive. Several targets (Multi3DRefer): every target is a positive and the loss is the mean
+of -log p over the targets (the multi-positive InfoNCE), which spreads the probability over exactly the
+targets - what `select_proposals`' cumulative rule reads back.
+
+Selection (`select_proposals`): both tasks select nothing when the no-object class has the highest
+probability. Otherwise ScanRefer takes the argmax, and Multi3DRefer takes proposals by descending
+probability until their cumulative probability reaches `cumulative` (0.4); the no-object entry is not
+part of that walk (its mass is not "covered" by any proposal, and stopping at it would drop a query whose
+probability is spread over many true targets).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.models.common.pos3d import DEFAULT_CLAMP, DEFAULT_STEP, sinusoidal_3d
+from core.models.errors import ModelError
+from core.models.ross3d.configuration_ross3d import GroundingConfig
+
+SINGLE_TARGET_TASKS = ("scanrefer",)
+MULTI_TARGET_TASKS = ("multi3drefer",)
+
+
+def boxes_contain(xyz: Tensor, boxes: Tensor) -> Tensor:
+    """bool [N,K]: point xyz [N,3] inside axis-aligned box [K,6] (cx,cy,cz,dx,dy,dz), faces inclusive."""
+    if boxes.ndim != 2 or boxes.shape[1] != 6:
+        raise ModelError(
+            None, f"grounding: boxes must be [K,6] (cx,cy,cz,dx,dy,dz), got {tuple(boxes.shape)}"
+        )
+    b = boxes.to(device=xyz.device, dtype=torch.float32)
+    lo, hi = b[:, :3] - b[:, 3:] / 2, b[:, :3] + b[:, 3:] / 2
+    p = xyz.to(torch.float32)[:, None, :]
+    return ((p >= lo[None]) & (p <= hi[None])).all(dim=-1)
+
+
+def object_features(
+    tokens: Tensor,
+    boxes: Tensor,
+    membership: Tensor,
+    clamp: tuple[tuple[float, float], ...] = DEFAULT_CLAMP,
+    step: float = DEFAULT_STEP,
+) -> Tensor:
+    """Object features [K,H]: the mean of the tokens [N,H] in each box (membership [N,K] bool) plus the
+    sinusoidal 3D embedding of the box centre (zero feature where no token is in the box)."""
+    if membership.shape != (tokens.shape[0], boxes.shape[0]):
+        raise ModelError(
+            None,
+            f"grounding: membership {tuple(membership.shape)} for {tokens.shape[0]} tokens, "
+            f"{len(boxes)} boxes",
+        )
+    weights = membership.to(tokens.dtype)
+    counts = weights.sum(0).clamp(min=1.0)
+    mean = (weights.T @ tokens) / counts[:, None]
+    centre = sinusoidal_3d(boxes[:, :3].to(tokens.device, torch.float32), tokens.shape[1], clamp, step)
+    return mean + centre.to(tokens.dtype)
+
+
+class GroundingHead(nn.Module):
+    """Query / object projections and the learnable no-object vector; see the module docstring."""
+
+    def __init__(self, hidden: int, config: GroundingConfig):
+        super().__init__()
+        self.config = config
+        d = config.dim
+        self.query_proj = nn.Sequential(nn.Linear(hidden, d), nn.GELU(), nn.Linear(d, d))
+        self.object_proj = nn.Sequential(nn.Linear(hidden, d), nn.GELU(), nn.Linear(d, d))
+        self.no_object = nn.Parameter(torch.randn(d) * 0.02)
+
+    def logits(self, query: Tensor, objects: Tensor) -> Tensor:
+        """query [H] (the `<ground>` state), objects [K,H] -> logits [K+1] (last: no object)."""
+        q = F.normalize(self.query_proj(query.to(self.no_object.dtype)), dim=-1)
+        o = self.object_proj(objects.to(self.no_object.dtype))
+        candidates = F.normalize(torch.cat([o, self.no_object[None]], dim=0), dim=-1)
+        return candidates @ q / self.config.temperature
+
+    def forward(self, queries: Tensor, objects: list[Tensor]) -> list[Tensor]:
+        """queries [B,H], objects per sample [K_b,H] -> logits per sample [K_b+1]."""
+        if queries.shape[0] != len(objects):
+            raise ModelError(None, f"grounding: {queries.shape[0]} queries for {len(objects)} samples")
+        return [self.logits(queries[b], objects[b]) for b in range(len(objects))]
+
+
+def grounding_loss(logits: list[Tensor], targets: list[list[int]]) -> Tensor:
+    """Mean over samples of the InfoNCE loss (module docstring); targets index the proposals, [] = none."""
+    if len(logits) != len(targets):
+        raise ModelError(None, f"grounding: {len(logits)} predictions for {len(targets)} target lists")
+    losses = []
+    for row, target in zip(logits, targets):
+        k = row.shape[0] - 1
+        bad = [t for t in target if not 0 <= t < k]
+        if bad:
+            raise ModelError(None, f"grounding: target indices {bad} out of range for {k} proposals")
+        logp = torch.log_softmax(row.float(), dim=0)
+        index = torch.tensor(sorted(set(target)) or [k], device=row.device)
+        losses.append(-logp[index].mean())
+    return torch.stack(losses).mean()
+
+
+def select_proposals(probs: Tensor, task: str, cumulative: float = 0.4) -> list[int]:
+    """Chosen proposal indices from probabilities [K+1] (last: no object); see the module docstring."""
+    if probs.ndim != 1 or probs.shape[0] < 1:
+        raise ModelError(None, f"select_proposals: expected probabilities [K+1], got {tuple(probs.shape)}")
+    k = probs.shape[0] - 1
+    if task in SINGLE_TARGET_TASKS:
+        best = int(torch.argmax(probs))
+        return [] if best == k else [best]
+    if task not in MULTI_TARGET_TASKS:
+        raise ModelError(
+            None,
+            f"select_proposals: task must be one of {SINGLE_TARGET_TASKS + MULTI_TARGET_TASKS}, not {task!r}",
+        )
+    if int(torch.argmax(probs)) == k:
+        return []
+    order = torch.argsort(probs[:k].float(), descending=True, stable=True).tolist()
+    chosen, total = [], 0.0
+    for i in order:
+        if total >= cumulative:
+            break
+        chosen.append(i)
+        total += float(probs[i])
+    return chosen

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The shipped Ross3D default, end to end: generate the scenes, train the cpu-tiny preset (about 30-40 min on
+# 2 CPU cores), predict and score the val split on all five benchmarks beside the blind baselines, and copy
+# the checkpoint to assets/ross3d. With --text-only, also train and score the same preset on blanked frames
+# (the text-only run the README compares against; another 30-40 min).
+# Usage: scripts/train_default_ross3d.sh WORK_DIR [SEED] [--text-only]
+# Resumable: rerun the same command after an interruption (synth skips finished scenes, training resumes).
+# For a quick check of the pipeline: ROSS3D_SCENES=3 ROSS3D_STEPS=2 ROSS3D_ASSETS=/tmp/ross3d-check ...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:?usage: scripts/train_default_ross3d.sh WORK_DIR [SEED] [--text-only]}
+seed=${2:-0}
+text_only=${3:-}
+scenes=${ROSS3D_SCENES:-12}
+assets=${ROSS3D_ASSETS:-assets/ross3d}
+steps=()
+[ -n "${ROSS3D_STEPS:-}" ] && steps=(--steps "$ROSS3D_STEPS")
+data="$work/data-seed$seed"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread: faster than two on a shared 2-core machine
+
+gt_of() {  # the val benchmark file `core eval` scores a task against
+  case $1 in
+    scanqa) echo "$data/annotations/ScanQA_v1.0_val.json" ;;
+    sqa3d) echo "$data/annotations/v1_balanced_questions_val_scannetv2.json" ;;
+    scan2cap | scanrefer) echo "$data/annotations/ScanRefer_filtered_val.json" ;;
+    multi3drefer) echo "$data/annotations/multi3drefer_val.json" ;;
+  esac
+}
+
+train_and_score() {  # PRESET RUN_DIR TAG
+  local preset=$1 run=$2 tag=$3 resume=""
+  [ -d "$run/checkpoints" ] && resume="--resume"
+  python -m core train ross3d --config "$preset" --data "$data" --out "$run" $resume "${steps[@]}"
+  for task in scanqa sqa3d scan2cap scanrefer multi3drefer; do
+    python -m core predict ross3d --task "$task" --checkpoint "$run/model" --data "$data" --split val \
+        --out "$work/$tag-pred-$task.json" --details "$work/$tag-details-$task.json"
+    python -m core eval "$task" --gt "$(gt_of "$task")" --pred "$work/$tag-pred-$task.json" --scans "$data" \
+        --out "$work/$tag-eval-$task.json" --no-meteor
+  done
+}
+
+python -m core synth --out "$data" --scenes "$scenes" --seed "$seed" --frames 24
+train_and_score cpu-tiny "$work/ross3d-cpu-tiny" ross3d
+if [ "$text_only" = "--text-only" ]; then
+  preset="$work/cpu-tiny-text-only.json"
+  python - "$preset" <<'PY'
+import json, sys
+from core.train.cli import load_preset
+preset = load_preset("ross3d", "cpu-tiny")
+preset.pop("source")
+preset["data"]["blank_frames"] = True
+preset["notes"] = "cpu-tiny with every frame blanked (zero pixels, no depth): the text-only run."
+open(sys.argv[1], "w").write(json.dumps(preset, indent=1))
+PY
+  train_and_score "$preset" "$work/ross3d-text-only" text-only
+fi
+python -m core baselines --data "$data" --split val --no-meteor --out "$work/baselines.json"
+rm -rf "$assets" && cp -r "$work/ross3d-cpu-tiny/model" "$assets"
+printf '{"data_seed": %s, "scenes": %s, "frames": 24, "script": "scripts/train_default_ross3d.sh"}\n' \
+    "$seed" "$scenes" > "$assets/data.json"
+echo "checkpoint: $assets (data seed $seed; recipe in $assets/training.json)"

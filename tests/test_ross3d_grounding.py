@@ -1,0 +1,184 @@
+"""Ross3D's grounding: selection rules (ScanRefer argmax / no object, Multi3DRefer cumulative 0.4), the
+InfoNCE loss by hand, cosine / temperature logits, object features, the patch-in-box rules on a rendered
+scene, and a tiny model that learns to point at objects and to say "no object"."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from ross3d_tiny import make_samples, tiny_config
+
+from core.models.common.pos3d import patch_box_fraction, sinusoidal_3d
+from core.models.errors import ModelError
+from core.models.ross3d.configuration_ross3d import GroundingConfig
+from core.models.ross3d.grounding import (
+    GroundingHead,
+    boxes_contain,
+    grounding_loss,
+    object_features,
+    select_proposals,
+)
+from core.models.ross3d.modeling_ross3d import Ross3DBatch, Ross3DModel
+from core.scene.scannet import Scene, list_scenes, load_scene
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def P(*values: float) -> torch.Tensor:
+    return torch.tensor(values)
+
+
+# ------------------------------------------------------------------------------- selection
+
+
+def test_scanrefer_takes_the_argmax_and_nothing_when_no_object_wins() -> None:
+    assert select_proposals(P(0.1, 0.6, 0.2, 0.1), "scanrefer") == [1]
+    assert select_proposals(P(0.2, 0.3, 0.1, 0.4), "scanrefer") == []  # last entry: no object
+    assert select_proposals(P(1.0), "scanrefer") == []  # no proposals at all
+
+
+def test_multi3drefer_takes_proposals_until_the_cumulative_probability_reaches_0_4() -> None:
+    assert select_proposals(P(0.3, 0.05, 0.26, 0.15, 0.24), "multi3drefer") == [0, 2]  # 0.30 < 0.4 <= 0.56
+    assert select_proposals(P(0.12, 0.11, 0.1, 0.09, 0.08, 0.5), "multi3drefer") == []  # no object on top
+    assert select_proposals(P(0.41, 0.3, 0.29, 0.0), "multi3drefer") == [0]  # one is enough
+    assert select_proposals(P(0.1, 0.4, 0.1, 0.4 - 1e-6 + 0.0), "multi3drefer") == [1]  # reaches 0.4 exactly
+    # the no-object entry (0.3, second) is skipped in the walk: 0.35 + 0.2 = 0.55
+    assert select_proposals(P(0.35, 0.1, 0.2, 0.05, 0.3), "multi3drefer") == [0, 2]
+    # many small ones: 0.15 + 0.14 + 0.13 = 0.42
+    assert select_proposals(P(0.13, 0.15, 0.14, 0.12, 0.11, 0.1, 0.05, 0.2), "multi3drefer") == []
+    assert select_proposals(P(0.13, 0.15, 0.14, 0.12, 0.11, 0.1, 0.1, 0.15), "multi3drefer") == [1, 2, 0]
+    assert select_proposals(P(0.15, 0.14, 0.13, 0.12, 0.46), "multi3drefer", cumulative=0.2) == []
+    with pytest.raises(ModelError, match="task"):
+        select_proposals(P(0.5, 0.5), "scanqa")
+
+
+# ------------------------------------------------------------------------------- loss and logits
+
+
+def test_infonce_loss_by_hand_single_multi_and_no_object() -> None:
+    logits = [P(2.0, 0.5, -1.0, 0.3), P(1.0, 1.0, 0.0, 3.0), P(0.0, 0.0, 0.0, 2.0)]
+    logp = [torch.log_softmax(row, 0) for row in logits]
+    expected = (-logp[0][0] + (-(logp[1][0] + logp[1][2]) / 2) + -logp[2][3]) / 3
+    got = grounding_loss(logits, [[0], [2, 0], []])
+    assert float(got) == pytest.approx(float(expected), rel=1e-6)
+    # duplicate target ids count once; out-of-range targets are errors, not silent no-objects
+    assert float(grounding_loss([logits[1]], [[0, 2, 2]])) == pytest.approx(
+        float(-(logp[1][0] + logp[1][2]) / 2)
+    )
+    with pytest.raises(ModelError, match="out of range"):
+        grounding_loss([logits[0]], [[3]])
+
+
+def test_logits_are_cosine_over_the_temperature_with_a_no_object_candidate() -> None:
+    torch.manual_seed(0)
+    head = GroundingHead(16, GroundingConfig(dim=8, temperature=0.07))
+    query, objects = torch.randn(16), torch.randn(5, 16)
+    logits = head.logits(query, objects)
+    q = head.query_proj(query)
+    cands = torch.cat([head.object_proj(objects), head.no_object[None]])
+    expected = F.cosine_similarity(cands, q[None], dim=-1) / 0.07
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+    assert logits.shape == (6,) and float(logits.detach().abs().max()) <= 1 / 0.07 + 1e-4
+    assert head.no_object.requires_grad
+
+
+def test_object_feature_is_the_mean_of_member_tokens_plus_the_centre_embedding() -> None:
+    tokens = torch.arange(12, dtype=torch.float32).reshape(4, 3).repeat(1, 4)  # [4, 12]
+    boxes = torch.tensor([[1.0, 2.0, 0.5, 1, 1, 1], [-3.0, 0.0, 1.0, 1, 1, 1]])
+    member = torch.tensor([[True, False], [False, False], [True, False], [False, False]])
+    feats = object_features(tokens, boxes, member)
+    centre = sinusoidal_3d(boxes[:, :3], 12)
+    torch.testing.assert_close(feats[0], (tokens[0] + tokens[2]) / 2 + centre[0])
+    torch.testing.assert_close(feats[1], centre[1])  # no token in the box: only its position
+    xyz = torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.51, 0.0, 0.0]])
+    inside = boxes_contain(xyz, torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]]))
+    assert inside[:, 0].tolist() == [True, True, False]  # faces inclusive
+
+
+# ------------------------------------------------------------------------------- on a rendered scene
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
+    from core.synth.dataset import SynthConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("ross3d_ground_synth")
+    generate_dataset(root, 1, seed=11, config=SynthConfig(num_frames=8, sensor=False), progress=False)
+    return load_scene(root, list_scenes(root)[0])
+
+
+def test_patch_rules_on_a_rendered_scene(scene: Scene) -> None:
+    torch.manual_seed(0)
+    model = Ross3DModel(tiny_config()).eval()
+    sample = make_samples(model, scene, "scanrefer", "the bed", None, [0, 2, 4, 6], targets=[0])
+    f = sample.frames
+    with torch.no_grad():
+        tokens = model.image(f.pixels, f.depth, f.intrinsics, f.cam_to_world)
+    room = torch.tensor([[0.0, 0.0, 0.0, 100.0, 100.0, 100.0]])
+    far = torch.tensor([[50.0, 50.0, 50.0, 1.0, 1.0, 1.0]])
+    boxes = torch.cat([room, far, sample.proposals])
+    member = model._membership(sample, tokens, boxes)  # the paper's >= 50% rule
+    frac = patch_box_fraction(
+        f.depth, f.intrinsics, f.cam_to_world, model.image.encoder.patch_grid, boxes, pool=2, pixel_stride=2
+    ).reshape(-1, len(boxes))
+    assert torch.equal(member, frac >= 0.5)
+    assert torch.equal(member[:, 0], tokens.valid) and not member[:, 1].any()
+    model.config.grounding.box_rule = "centre"
+    try:
+        centre = model._membership(sample, tokens, boxes)
+    finally:
+        model.config.grounding.box_rule = "fraction"
+    assert torch.equal(centre[:, 0], tokens.valid) and not centre[:, 1].any()
+    # the two rules pick mostly the same patches for the scene's objects
+    agree = (centre[:, 2:] == member[:, 2:]).float().mean()
+    assert agree > 0.8 and member[:, 2:].any()
+
+
+def _train(model: Ross3DModel, batches: list[Ross3DBatch], epochs: int, lr: float = 3e-3) -> None:
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        for batch in batches:
+            out = model(batch)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+    model.eval()
+
+
+def test_tiny_model_learns_an_object_and_no_object(scene: Scene) -> None:
+    torch.manual_seed(0)
+    model = Ross3DModel(tiny_config())
+    frames = [0, 3, 6]
+    bed = make_samples(model, scene, "scanrefer", "the bed", None, frames, targets=[7])
+    none = make_samples(model, scene, "scanrefer", "the piano", None, frames, targets=[])
+    _train(model, [Ross3DBatch([bed, none])], 20)
+    p_bed, p_none = model.ground(Ross3DBatch([bed, none]))
+    k = bed.proposals.shape[0]
+    assert p_bed.shape == (k + 1,) and math.isclose(float(p_bed.sum()), 1.0, rel_tol=1e-5)
+    assert model.select_proposals(p_bed, "scanrefer") == [7]
+    assert model.select_proposals(p_none, "scanrefer") == []
+    with pytest.raises(ModelError, match="grounding tasks"):
+        model.ground(Ross3DBatch([bed.__class__(**{**bed.__dict__, "task": "scanqa", "answer": "x"})]))
+
+
+@pytest.mark.slow
+def test_tiny_model_tells_descriptions_apart(scene: Scene) -> None:
+    torch.manual_seed(0)
+    model = Ross3DModel(tiny_config())
+    frames = [0, 2, 4, 6]
+    bed = make_samples(model, scene, "scanrefer", "the bed", None, frames, targets=[7])
+    lamp = make_samples(model, scene, "scanrefer", "the lamp on the dresser", None, frames, targets=[14])
+    none = make_samples(model, scene, "scanrefer", "the piano", None, frames, targets=[])
+    bottles = make_samples(model, scene, "multi3drefer", "the two bottles", None, frames, targets=[10, 11])
+    _train(model, [Ross3DBatch([bed, lamp, none]), Ross3DBatch([bottles])], 80)
+    p_bed, p_lamp, p_none = model.ground(Ross3DBatch([bed, lamp, none]))
+    (p_bottles,) = model.ground(Ross3DBatch([bottles]))
+    assert model.select_proposals(p_bed, "scanrefer") == [7]
+    assert model.select_proposals(p_lamp, "scanrefer") == [14]
+    assert model.select_proposals(p_none, "scanrefer") == []
+    assert float(p_bottles[10] + p_bottles[11]) > 0.5
+    assert set(model.select_proposals(p_bottles, "multi3drefer")) <= {10, 11}

@@ -1,0 +1,444 @@
+"""Ross3D's model: the 3D position embedding on a rendered frame, cross-view masking (25%, never on grounding
+batches, on every `view_every`-th optimizer step), the BEV loss mask, the prompts, overfitting one answer,
+save -> load, a mismatched checkpoint, and reconstruct()."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ross3d_tiny import TINY, make_samples, tiny_config
+
+from core.models.common.llm import IGNORE_INDEX
+from core.models.errors import ModelError
+from core.models.ross3d.configuration_ross3d import Ross3DConfig
+from core.models.ross3d.denoiser import LR_PREFIX
+from core.models.ross3d.modeling_ross3d import (
+    Ross3DBatch,
+    Ross3DModel,
+    choose_masked_frames,
+    count_masked,
+)
+from core.models.ross3d.targets import bev_targets
+from core.scene.render import BEVImage, MeshRenderer
+from core.scene.scannet import Scene, list_scenes, load_scene
+from core.train.config import TrainConfig
+from core.train.schedule import parameter_groups
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+FRAMES = list(range(8))
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
+    from core.synth.dataset import SynthConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("ross3d_model_synth")
+    generate_dataset(root, 1, seed=11, config=SynthConfig(num_frames=8, sensor=False), progress=False)
+    return load_scene(root, list_scenes(root)[0])
+
+
+@pytest.fixture(scope="module")
+def model() -> Ross3DModel:
+    torch.manual_seed(0)
+    return Ross3DModel(tiny_config()).eval()
+
+
+@pytest.fixture(scope="module")
+def qa(model: Ross3DModel, scene: Scene):
+    return make_samples(model, scene, "scanqa", "What is next to the bed?", "a lamp", FRAMES, sample_id="q0")
+
+
+@pytest.fixture(scope="module")
+def ref(model: Ross3DModel, scene: Scene):
+    return make_samples(model, scene, "scanrefer", "the large bed", None, FRAMES, targets=[0], sample_id="r0")
+
+
+# ------------------------------------------------------------------------------- 3D position embedding
+
+
+def _hand_embedding(x: np.ndarray, dim: int) -> np.ndarray:
+    """REFERENCE §5 by hand: clamp to +-15/+-15/+-5 m, snap to 0.1 m, sin/cos blocks of 2*(dim//6) an axis."""
+    per_axis = 2 * (dim // 6)
+    half = per_axis // 2
+    out = np.zeros(dim)
+    for axis, (lo, hi) in enumerate(((-15, 15), (-15, 15), (-5, 5))):
+        index = round((min(max(x[axis], lo), hi) - lo) / 0.1)
+        for k in range(half):
+            w = 10000.0 ** (-k / half)
+            out[axis * per_axis + k] = math.sin(index * w)
+            out[axis * per_axis + half + k] = math.cos(index * w)
+    return out
+
+
+def test_position_embedding_matches_a_hand_computation_on_a_rendered_frame(
+    model: Ross3DModel, scene: Scene
+) -> None:
+    from core.models.common.image_tokens import load_frames
+
+    frames = load_frames(scene, [0, 3], model.image.encoder)
+    depth = frames.depth.clone()
+    h, w = depth.shape[-2:]
+    depth[0, : h // 2, : w // 2] = 0  # a hole over the whole top-left token of frame 0: no position
+    depth[1, h // 2 :, w // 2 : w // 2 + 5] = 0  # holes inside a token: left out of its average
+    with torch.no_grad():
+        tokens = model.image(frames.pixels, depth, frames.intrinsics, frames.cam_to_world).tokens
+        plain = model.image.projector(model.image.encoder(frames.pixels)).reshape(tokens.shape)
+    emb = (tokens - plain).numpy()
+    dim = tokens.shape[-1]
+    grid = model.image.encoder.patch_grid  # 4x4 patches, pooled 2x2 -> 2x2 tokens
+    pool = model.config.image.vision.pool
+    tokens_per_frame = (grid[0] // pool) * (grid[1] // pool)
+    for f in range(2):
+        K = frames.intrinsics[f].double().numpy()
+        pose = frames.cam_to_world[f].double().numpy()
+        sums = np.zeros((tokens_per_frame, 3))
+        counts = np.zeros(tokens_per_frame)
+        d = depth[f].double().numpy()
+        for r in range(h):
+            for c in range(w):
+                if d[r, c] <= 0:
+                    continue
+                cam = np.array(
+                    [(c - K[0, 2]) * d[r, c] / K[0, 0], (r - K[1, 2]) * d[r, c] / K[1, 1], d[r, c]]
+                )
+                world = pose[:3, :3] @ cam + pose[:3, 3]
+                token = (int((r + 0.5) * grid[0] / h) // pool) * (grid[1] // pool) + int(
+                    (c + 0.5) * grid[1] / w
+                ) // pool
+                sums[token] += world
+                counts[token] += 1
+        for t in range(tokens_per_frame):
+            got = emb[f * tokens_per_frame + t]
+            if counts[t] == 0:
+                np.testing.assert_allclose(got, 0.0, atol=1e-5)
+            else:
+                np.testing.assert_allclose(got, _hand_embedding(sums[t] / counts[t], dim), atol=2e-5)
+    assert counts.min() > 0  # frame 1 had holes inside tokens, none emptied
+    assert np.abs(emb[0]).max() == pytest.approx(0.0, abs=1e-5)  # frame 0's emptied token
+
+
+# ------------------------------------------------------------------------------- cross-view masking
+
+
+def test_mask_count_is_a_quarter_of_the_frames_at_least_one_never_all() -> None:
+    assert [count_masked(n, 0.25) for n in (1, 2, 3, 4, 6, 8, 32)] == [0, 1, 1, 1, 2, 2, 8]
+    g = torch.Generator().manual_seed(0)
+    masks = [choose_masked_frames(8, 0.25, g) for _ in range(50)]
+    assert all(int(m.sum()) == 2 for m in masks)
+    assert len({tuple(m.nonzero().flatten().tolist()) for m in masks}) > 5  # random frames, not fixed
+
+
+def _capture_frame_masks(model: Ross3DModel) -> tuple[list, object]:
+    seen: list = []
+
+    def hook(module, args, kwargs):  # one call per batch ([B,F] mask) or per sample ([F])
+        mask = kwargs.get("frame_mask")
+        seen.extend(
+            [None] * (args[0].shape[0] if args[0].ndim == 5 else 1)
+            if mask is None
+            else mask.reshape(-1, mask.shape[-1])
+        )
+
+    return seen, model.image.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_masking_replaces_a_quarter_of_frames_and_never_touches_grounding(
+    model: Ross3DModel, qa, ref
+) -> None:
+    seen, handle = _capture_frame_masks(model)
+    try:
+        torch.manual_seed(1)
+        out = model(Ross3DBatch([qa, qa]), mask_views=True)
+        assert [int(m.sum()) for m in seen] == [2, 2] and all(m.shape == (8,) for m in seen)
+        assert float(out["loss_view"]) > 0 and float(out["masked_frames"]) == 4
+        seen.clear()
+        out = model(Ross3DBatch([ref]), mask_views=True)  # asked to mask a grounding batch: refused
+        assert seen == [None]
+        assert float(out["loss_view"]) == 0 and float(out["masked_frames"]) == 0
+        assert float(out["loss_ground"]) > 0 and float(out["loss_bev"]) == 0  # no BEV loss on grounding
+    finally:
+        handle.remove()
+    # A masked frame's tokens are the mask token + that frame's 3D embedding; the other frames are untouched.
+    f = qa.frames
+    mask = torch.zeros(8, dtype=torch.bool)
+    mask[[1, 6]] = True
+    with torch.no_grad():
+        plain = model.image(f.pixels, f.depth, f.intrinsics, f.cam_to_world).tokens.reshape(8, 4, -1)
+        masked = model.image(f.pixels, f.depth, f.intrinsics, f.cam_to_world, frame_mask=mask).tokens.reshape(
+            8, 4, -1
+        )
+        no_pos = model.image.projector(model.image.encoder(f.pixels))
+    torch.testing.assert_close(masked[~mask], plain[~mask])
+    torch.testing.assert_close(masked[mask], plain[mask] - no_pos[mask] + model.image.mask_token)
+
+
+def test_batched_image_branch_call_equals_per_sample_calls(model: Ross3DModel, qa) -> None:
+    mask = torch.zeros(8, dtype=torch.bool)
+    mask[[0, 5]] = True
+    with torch.no_grad():
+        batched = model._visual([qa, qa], [mask, None])
+        single = [model._visual([qa], [m])[0] for m in (mask, None)]
+    for b, s in zip(batched, single):
+        torch.testing.assert_close(b.tokens, s.tokens)
+        assert torch.equal(b.valid, s.valid) and b.num_frames == s.num_frames == 8
+    assert not torch.allclose(batched[0].tokens, batched[1].tokens)  # only the first had masked frames
+
+
+def test_view_schedule_every_fourth_optimizer_step_and_counter_saved(model: Ross3DModel, qa, ref) -> None:
+    m = Ross3DModel(tiny_config(view_every=2, grad_accum=2))
+    m.train()
+    seen, handle = _capture_frame_masks(m)
+    try:
+        batches = [Ross3DBatch([qa])] * 5 + [Ross3DBatch([ref])] + [Ross3DBatch([qa])] * 2
+        for batch in batches:  # forwards 0..7 = optimizer steps 0,0,1,1,2,2,3,3
+            m(batch)
+    finally:
+        handle.remove()
+    masked = [mask is not None for mask in seen]
+    # steps 0 and 2 mask (step % 2 == 0); forward 5 is a grounding batch on step 2: never masked
+    assert masked == [True, True, False, False, True, False, False, False]
+    assert int(m.view_step) == 8 and "view_step" in m.state_dict()
+    m.eval()
+    m(Ross3DBatch([qa]))  # evaluation forwards neither mask nor count
+    assert int(m.view_step) == 8
+
+
+# ------------------------------------------------------------------------------- BEV loss mask
+
+
+def test_bev_loss_mask_is_the_empty_cells_of_the_render(model: Ross3DModel, scene: Scene, qa) -> None:
+    size = model.config.targets.bev_size
+    bev = MeshRenderer(scene.mesh).render_bev(image_size=size)
+    empty = bev.empty.copy()
+    empty[: size // 2, : size // 2] = True  # a hole (an unscanned quarter) the renderer reports as empty
+    color = np.where(empty[..., None], 0, bev.color).astype(np.uint8)
+    holed = BEVImage(color, bev.instance, bev.height, empty, bev.origin_xy, bev.metres_per_pixel)
+    target, mask = bev_targets(model.vae, holed, model.config.targets)
+    gh, gw = model.config.targets.bev_grid
+    cells_empty = empty.reshape(gh, size // gh, gw, size // gw).all(axis=(1, 3)).reshape(-1)
+    assert mask.numpy().tolist() == (~cells_empty).tolist() and cells_empty.sum() >= 4
+    sample = qa.__class__(**{**qa.__dict__, "bev_target": target, "bev_mask": mask})
+    m = Ross3DModel(tiny_config()).eval()
+    with torch.no_grad():  # an untrained denoiser predicts exactly zero noise, whatever its input
+        torch.nn.init.normal_(m.reconstruction.bev.final.linear.weight, std=0.5)
+
+    def loss(t: torch.Tensor) -> float:
+        torch.manual_seed(5)
+        with torch.no_grad():
+            s = sample.__class__(**{**sample.__dict__, "bev_target": t})
+            return float(m(Ross3DBatch([s]), mask_views=False)["loss_bev"])
+
+    base = loss(target)
+    changed_empty = target.clone()
+    changed_empty[~mask] += 5.0
+    changed_full = target.clone()
+    changed_full[mask.nonzero()[0]] += 5.0
+    assert loss(changed_empty) == base  # empty cells are out of the loss
+    assert loss(changed_full) != base
+
+
+# ------------------------------------------------------------------------------- prompts and labels
+
+
+def test_prompts_per_task_and_labels_only_on_the_answer(model: Ross3DModel, qa, ref) -> None:
+    proc = model.processor
+    tok = model.tokenizer
+    sqa = qa.__class__(
+        **{
+            **qa.__dict__,
+            "task": "sqa3d",
+            "situation": "I am sitting on the bed.",
+            "question": "What is in front of me?",
+        }
+    )
+    cap = qa.__class__(
+        **{
+            **qa.__dict__,
+            "task": "scan2cap",
+            "question": "Describe it.",
+            "targets": [2],
+            "answer": "a wooden chair.",
+        }
+    )
+    assert proc.user_text(qa) == "What is next to the bed? Answer the question using a single word or phrase."
+    assert proc.user_text(sqa).startswith("I am sitting on the bed. What is in front of me?")
+    box = qa.proposals[2].tolist()
+    assert (
+        proc.user_text(cap)
+        == "Describe the object at <coord> [" + ", ".join(f"{v:.2f}" for v in box) + "] in the scene."
+    )
+    assert proc.user_text(ref) == "the large bed Which object does this description refer to?"
+    for sample, answer in ((qa, "a lamp"), (ref, "It is <ground>."), (cap, "a wooden chair.")):
+        text = proc.batch([sample])
+        labelled = text.input_ids[0][text.labels[0] != IGNORE_INDEX]
+        assert tok.decode(labelled) == answer + "<|im_end|>"
+        prompt = tok.decode(text.input_ids[0][text.labels[0] == IGNORE_INDEX])
+        assert prompt.count("<image>") == 1 and prompt.startswith("<|im_start|>user\n<image>")
+    hostile = qa.__class__(**{**qa.__dict__, "question": "two <image> placeholders <image> and <ground>?"})
+    assert "<image>" not in proc.user_text(hostile) and "<ground>" not in proc.user_text(hostile)
+    with pytest.raises(ModelError, match="no answer"):
+        proc.batch([qa.__class__(**{**qa.__dict__, "answer": None})])
+    with pytest.raises(ModelError, match="one task per batch"):
+        Ross3DBatch([qa, ref])
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def test_every_parameter_gets_a_gradient_and_denoisers_have_their_own_prefix(
+    model: Ross3DModel, qa, ref
+) -> None:
+    m = Ross3DModel(tiny_config()).train()
+    for batch in (Ross3DBatch([qa]), Ross3DBatch([ref])):  # a step without masking, a grounding step
+        m.zero_grad(set_to_none=True)
+        m(batch, mask_views=False)["loss"].backward()
+        missing = [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
+        assert missing == []
+    names = [n for n, _ in m.named_parameters()]
+    denoiser = [n for n in names if ".blocks." in n or ".pool." in n]
+    assert denoiser and all(n.startswith(LR_PREFIX) for n in denoiser)
+    groups = parameter_groups(m, TrainConfig(lr=1e-3, lr_multipliers={LR_PREFIX: 10.0}))
+    assert sorted({g["lr"] for g in groups}) == pytest.approx([1e-3, 1e-2])
+
+
+def test_overfitting_one_sample_learns_its_answer(qa) -> None:
+    torch.manual_seed(0)
+    m = Ross3DModel(tiny_config()).train()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    batch = Ross3DBatch([qa])
+    first = None
+    for _ in range(30):
+        out = m(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        first = first if first is not None else float(out["loss_lm"])
+    assert float(out["loss_lm"]) < 0.1 * first
+    m.eval()
+    assert m.answer(batch) == ["a lamp"]
+
+
+@pytest.mark.slow
+def test_overfitting_one_scene_drives_the_view_and_bev_losses_down(qa) -> None:
+    torch.manual_seed(0)
+    m = Ross3DModel(tiny_config()).train()
+    recon = [p for n, p in m.named_parameters() if n.startswith(LR_PREFIX)]
+    rest = [p for n, p in m.named_parameters() if not n.startswith(LR_PREFIX)]
+    opt = torch.optim.AdamW([{"params": rest, "lr": 3e-3}, {"params": recon, "lr": 1e-2}], weight_decay=0.0)
+    history = []
+    for _ in range(120):
+        out = m(Ross3DBatch([qa]), mask_views=True)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        history.append([float(out[k]) for k in ("loss_lm", "loss_view", "loss_bev")])
+    first, last = np.mean(history[:20], axis=0), np.mean(history[-20:], axis=0)
+    assert (last < 0.7 * first).all(), (first, last)
+
+
+# ------------------------------------------------------------------------------- save / load
+
+
+def test_save_load_gives_identical_outputs(model: Ross3DModel, qa, ref, tmp_path: Path) -> None:
+    folder = model.save_pretrained(tmp_path / "ckpt")
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "vae/config.json"):
+        assert (folder / name).is_file(), name
+    loaded = Ross3DModel.from_pretrained(folder)
+    saved_vae, vae = loaded.vae.vae.state_dict(), model.vae.vae.state_dict()
+    assert saved_vae.keys() == vae.keys() and all(torch.equal(saved_vae[k], vae[k]) for k in vae)
+    assert loaded.answer(Ross3DBatch([qa])) == model.answer(Ross3DBatch([qa]))
+    for a, b in zip(loaded.ground(Ross3DBatch([ref])), model.ground(Ross3DBatch([ref]))):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    losses = []
+    for m in (model, loaded):
+        torch.manual_seed(3)
+        with torch.no_grad():
+            losses.append({k: float(v) for k, v in m(Ross3DBatch([qa]), mask_views=True).items()})
+    assert losses[0] == losses[1]
+    r0 = model.reconstruct(Ross3DBatch([qa]), steps=4, seed=2).samples[0]
+    r1 = loaded.reconstruct(Ross3DBatch([qa]), steps=4, seed=2).samples[0]
+    torch.testing.assert_close(r0.bev, r1.bev, rtol=0, atol=0)
+
+
+def test_mismatched_checkpoint_is_one_clear_error(model: Ross3DModel, tmp_path: Path) -> None:
+    folder = model.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((folder / "config.json").read_text())
+
+    def variant(name: str, edit) -> Path:
+        other = tmp_path / name
+        shutil.copytree(folder, other)
+        data = json.loads(json.dumps(config))
+        edit(data)
+        (other / "config.json").write_text(json.dumps(data))
+        return other
+
+    bad = variant("dim", lambda d: d["grounding"].update(dim=16))
+    with pytest.raises(ModelError) as err:
+        Ross3DModel.from_pretrained(bad)
+    assert err.value.path == bad / "model.safetensors"
+    assert "does not match the weights" in str(err.value) and "grounding." in str(err.value)
+    bad = variant("ratio", lambda d: d.update(mask_ratio=1.5))
+    with pytest.raises(ModelError) as err:
+        Ross3DModel.from_pretrained(bad)
+    assert err.value.path == bad / "config.json" and "mask_ratio" in str(err.value)
+    bad = variant("grid", lambda d: d["recon"]["view"].update(grid=[3, 3]))
+    with pytest.raises(ModelError, match="grid"):
+        Ross3DModel.from_pretrained(bad)
+    novae = tmp_path / "novae"
+    shutil.copytree(folder, novae)
+    shutil.rmtree(novae / "vae")
+    with pytest.raises(ModelError) as err:
+        Ross3DModel.from_pretrained(novae)
+    assert err.value.path == novae / "vae"
+
+
+# ------------------------------------------------------------------------------- reconstruct()
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_reconstruct_returns_images_of_the_right_shapes_and_finite_scores(
+    model: Ross3DModel, qa, sampler: str
+) -> None:
+    out = model.reconstruct(Ross3DBatch([qa, qa]), steps=5, sampler=sampler, seed=1)
+    assert len(out.samples) == 2
+    for item in out.samples:
+        assert item.bev.shape == (3, 64, 64) and item.bev_reference.shape == (3, 64, 64)
+        assert item.bev_latents.shape == (16, 32)
+        assert len(item.masked_frames) == 2
+        assert item.views.shape == (2, 3, 32, 32) and item.view_references.shape == (2, 3, 32, 32)
+        assert item.view_latents.shape == (2, 4, 32)
+        assert float(item.bev.min()) >= -1 and float(item.bev.max()) <= 1
+        for score in (
+            item.bev_psnr,
+            item.bev_mean_psnr,
+            item.bev_latent_mse,
+            item.view_psnr,
+            item.view_latent_mse,
+        ):
+            assert score is not None and math.isfinite(score)
+    again = model.reconstruct(Ross3DBatch([qa, qa]), steps=5, sampler=sampler, seed=1)
+    torch.testing.assert_close(again.samples[0].bev, out.samples[0].bev, rtol=0, atol=0)
+    assert again.samples[0].masked_frames == out.samples[0].masked_frames
+    assert set(out.summary()) >= {"bev_psnr", "view_psnr", "bev_latent_mse"}
+
+
+def test_default_config_fits_together_and_stays_small() -> None:
+    config = Ross3DConfig()
+    m = Ross3DModel(config)
+    assert m.image.grid == (7, 7) == config.recon.view.grid == config.targets.view_grid
+    assert config.image.vision.pool == 2 and config.image.mask_token and config.mask_ratio == 0.25
+    assert config.grounding.temperature == 0.07 and config.grounding.cumulative == 0.4
+    fp16_mib = (sum(p.numel() for p in m.parameters()) + sum(p.numel() for p in m.vae.vae.parameters())) * 2
+    assert fp16_mib / 2**20 < 25  # the shipped default's budget, VAE included
+    with pytest.raises(ModelError, match="recon.view.grid"):
+        tiny_config(targets={"view_grid": [3, 3], "view_size": 32, "bev_size": 64, "bev_grid": [4, 4]})
+    one = {**TINY["recon"], "view": {**TINY["recon"]["view"], "grid": [1, 1]}}
+    config = tiny_config(recon=one, targets={**TINY["targets"], "view_grid": [1, 1]})
+    with pytest.raises(ModelError, match="token grid"):  # 32 px in 8 px patches pooled 2x2: a 2x2 grid
+        Ross3DModel(config)

@@ -106,12 +106,33 @@ def test_padding_never_affects_results():
 def test_training_mode_padding_and_gradients():
     dec = _decoder().train()
     feats = [torch.randn(6, 8, requires_grad=True), torch.randn(3, 8, requires_grad=True)]
-    out = dec(torch.randn(2, 1, 32), feats)
+    text = torch.randn(2, 5, 32, requires_grad=True)
+    text_padding = torch.tensor([[False] * 5, [False, False, True, True, True]])
+    out = dec(torch.randn(2, 1, 32), feats, text=text, text_padding=text_padding)
     terms = SegLoss()(out, [torch.tensor([1.0, 1, 0, 0, 0, 0]), torch.tensor([0.0, 0, 1])])
     terms["loss"].backward()
     assert torch.isfinite(terms["loss"])
     assert all(torch.isfinite(f.grad).all() and f.grad.abs().sum() > 0 for f in feats)
     assert all(p.grad is not None for p in dec.parameters() if p.requires_grad)
+    # padded text tokens get no gradient: they are never attended
+    assert text.grad[1, 2:].abs().sum() == 0 and text.grad[1, :2].abs().sum() > 0
+
+
+def test_text_attention_reads_the_words_and_ignores_text_padding():
+    torch.manual_seed(0)
+    dec = _decoder().eval()
+    feats, query = [torch.randn(7, 8)], torch.randn(1, 1, 32)
+    words_a, words_b = torch.randn(1, 4, 32), torch.randn(1, 4, 32)
+    a = dec(query, feats, text=words_a).pred_masks
+    b = dec(query, feats, text=words_b).pred_masks
+    assert not torch.allclose(a, b, atol=1e-4)  # same [SEG] query, other words: another mask
+    padded = torch.cat([words_a, torch.randn(1, 3, 32) * 50], dim=1)
+    pad = torch.tensor([[False] * 4 + [True] * 3])
+    assert torch.allclose(a, dec(query, feats, text=padded, text_padding=pad).pred_masks, atol=1e-5)
+    off = QueryDecoder(QueryDecoderConfig(**{**TINY, "text_attention": False})).eval()
+    assert not any(name.startswith("layers.0.text_attn") for name, _ in off.named_parameters())
+    with pytest.raises(ModelError, match="text states"):
+        dec(query, feats, text=torch.randn(1, 4, 16))
 
 
 def test_attention_block_mask_fallback_unit():
@@ -359,3 +380,17 @@ def test_bf16_autocast_forward_and_loss():
     assert terms["loss"].dtype == torch.float32 and torch.isfinite(terms["loss"])
     terms["loss"].backward()
     assert all(torch.isfinite(p.grad).all() for p in dec.parameters() if p.grad is not None)
+
+
+def test_positions_move_the_mask_and_are_required_when_on():
+    torch.manual_seed(0)
+    dec = _decoder(positions=True)
+    feats, query = [torch.randn(6, 8)], torch.randn(1, 1, 32)
+    centres = torch.rand(6, 3) * 4
+    here = dec(query, feats, centres=[centres]).pred_masks
+    # a shift of the whole room changes nothing (centres are taken relative to the room's mean) ...
+    assert torch.allclose(here, dec(query, feats, centres=[centres + 10.0]).pred_masks, atol=1e-4)
+    # ... but moving the superpoints around does
+    assert not torch.allclose(here, dec(query, feats, centres=[centres.flip(0)]).pred_masks, atol=1e-4)
+    with pytest.raises(ModelError, match="superpoint centres"):
+        dec(query, feats)

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.models.common.image_tokens import ImageBranchConfig
 from core.models.common.llm import LLMConfig
+from core.models.common.pooling import DESCRIPTOR_DIM
 from core.models.common.sparse_unet import SparseUNetConfig
 from core.models.dense3d.loss import SegLossConfig
 from core.models.dense3d.query_decoder import QueryDecoderConfig
@@ -31,6 +32,9 @@ class Dense3DConfig:
     # the largest `scene_tokens` superpoints by point count are used (0: none).
     scene_tokens: int = 128
     voxel_size: float = 0.02
+    # Superpoint features = U-Net output + `core.models.common.pooling.superpoint_descriptors` (colour, size,
+    # height): then decoder.in_channels = unet.channels[0] + DESCRIPTOR_DIM.
+    sp_descriptors: bool = False
     lm_weight: float = 1.0
     seg_weight: float = 1.0
     seg_rule: str = "token"  # the hidden state at [SEG] itself (core.models.common.llm.seg_positions)
@@ -39,12 +43,18 @@ class Dense3DConfig:
     max_question_tokens: int = 96  # longer descriptions are cut (ScanRefer's are ~20-60 words)
     recipe: dict[str, Any] = field(default_factory=dict)  # how the checkpoint was trained (set by core.train)
 
+    @property
+    def superpoint_width(self) -> int:
+        """Width of a superpoint feature: the U-Net's output (+ the descriptors when on)."""
+        return self.unet.out_channels + (DESCRIPTOR_DIM if self.sp_descriptors else 0)
+
     def __post_init__(self) -> None:
-        if self.decoder.in_channels != self.unet.out_channels:
+        if self.decoder.in_channels != self.superpoint_width:
+            extra = f" + {DESCRIPTOR_DIM} descriptors" if self.sp_descriptors else ""
             raise ModelError(
                 None,
-                f"Dense3DConfig: decoder.in_channels ({self.decoder.in_channels}) must equal the U-Net's "
-                f"output width unet.channels[0] ({self.unet.out_channels})",
+                f"Dense3DConfig: decoder.in_channels ({self.decoder.in_channels}) must equal the superpoint "
+                f"feature width: unet.channels[0] ({self.unet.out_channels}){extra}",
             )
         if self.image is not None and self.llm.path is None and self.image.out_dim != self.llm.hidden:
             raise ModelError(

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from core.data.datasets.loader import SceneBatch
 from core.models.common.image_tokens import FrameInputs, ImageBranch
 from core.models.common.llm import (
+    IGNORE_INDEX,
     append_tokens,
     build_llm,
     embed_with_prefix,
@@ -33,7 +34,7 @@ from core.models.common.llm import (
     seg_positions,
     token_ids,
 )
-from core.models.common.pooling import superpoint_mean, voxel_to_point
+from core.models.common.pooling import superpoint_descriptors, superpoint_mean, voxel_to_point
 from core.models.common.pos3d import sinusoidal_3d
 from core.models.common.pretrained import PretrainedMixin
 from core.models.common.sparse_unet import SparseUNet
@@ -93,7 +94,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             raise ModelError(None, "the tokenizer has no [SEG] token: add it through LLMConfig.add_tokens")
         hidden = self.llm.get_input_embeddings().weight.shape[1]
         self.hidden = hidden
-        self.scene_proj = Projector(config.unet.out_channels, hidden) if config.scene_tokens else None
+        self.scene_proj = Projector(config.superpoint_width, hidden) if config.scene_tokens else None
         self.image = (
             ImageBranch(config.image, load_weights=load_weights) if config.image is not None else None
         )
@@ -102,6 +103,10 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                 None, f"image.out_dim ({config.image.out_dim}) must equal the LLM width ({hidden})"
             )
         self.seg_head = SegHead(hidden, config.decoder.d_model)
+        d = config.decoder.d_model
+        self.text_proj = (
+            nn.Sequential(nn.Linear(hidden, d), nn.LayerNorm(d)) if config.decoder.text_attention else None
+        )
         self.decoder = QueryDecoder(config.decoder)
         self.seg_loss = SegLoss(config.seg_loss)
         self.processor = Dense3DProcessor(self.tokenizer, config.max_question_tokens)
@@ -146,8 +151,13 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             )
             start += count
             ids, total = scene.superpoint_ids[po[b] : po[b + 1]] - so[b], so[b + 1] - so[b]
+            sp_feats = superpoint_mean(point, ids, total)
+            if self.config.sp_descriptors:
+                xyz, rgb = scene.xyz[po[b] : po[b + 1]], scene.rgb[po[b] : po[b + 1]]
+                descriptors = superpoint_descriptors(xyz, rgb, ids, total).to(sp_feats.dtype)
+                sp_feats = torch.cat([sp_feats, descriptors], dim=1)
             per_scene[scene.scene_ids[b]] = (
-                superpoint_mean(point, ids, total),
+                sp_feats,
                 superpoint_mean(scene.xyz[po[b] : po[b + 1]], ids, total),
                 torch.bincount(ids, minlength=total),
             )
@@ -201,7 +211,10 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         )
         positions = seg_positions(spliced.labels, self.ids.seg, self.config.seg_rule)
         query, has_seg = self.seg_head.queries_from_hidden(out.hidden_states[-1], positions)
-        decoded = self.decoder(query, features.feats)
+        prompt = spliced.text_mask & (spliced.labels == IGNORE_INDEX)
+        decoded = self.decoder(
+            query, features.feats, centres=features.centres, **self._text(out.hidden_states[-1], prompt)
+        )
         bounds = scene.superpoint_offsets.tolist()
         targets = [scene.superpoint_mask[bounds[b] : bounds[b + 1]] for b in range(scene.batch_size)]
         seg = self.seg_loss(decoded, targets, sample_mask=has_seg)
@@ -246,13 +259,28 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         positions = seg_positions(full.input_ids, self.ids.seg, self.config.seg_rule) & generated
         positions &= full.attention_mask.bool()
         query, has_seg = self.seg_head.queries_from_hidden(out.hidden_states[-1], positions)
-        decoded = self.decoder(query, features.feats)
+        prompt = full.attention_mask.bool() & ~full.visual_mask & ~generated
+        decoded = self.decoder(
+            query, features.feats, centres=features.centres, **self._text(out.hidden_states[-1], prompt)
+        )
         logits = empty_mask_where_missing(decoded.pred_masks, has_seg)[:, 0]  # [B, S]
         scores = decoded.pred_scores[:, 0]
         return [
             self._prediction(scene, b, logits[b], bool(has_seg[b]), float(scores[b]), new_ids[b])
             for b in range(scene.batch_size)
         ]
+
+    def _text(self, hidden: Tensor, prompt: Tensor) -> dict[str, Tensor]:
+        """The prompt's token states ([B, T, H] hidden, [B, T] bool) packed for the decoder's text
+        attention: {"text": [B, T', d_model], "text_padding": [B, T'] True = padding}; {} when it is off."""
+        if self.text_proj is None:
+            return {}
+        counts = prompt.sum(dim=1)
+        width = int(counts.max())
+        order = torch.argsort((~prompt).to(torch.int8), dim=1, stable=True)[:, :width]  # prompt tokens first
+        states = torch.gather(hidden, 1, order[..., None].expand(-1, -1, hidden.shape[-1]))
+        padding = torch.arange(width, device=hidden.device)[None, :] >= counts[:, None]
+        return {"text": self.text_proj(states), "text_padding": padding}
 
     def _prediction(
         self, scene: SceneBatch, b: int, logits: Tensor, has_seg: bool, score: float, new_ids: Tensor

@@ -27,6 +27,7 @@ from app import text as html
 from app import workflow
 from app.access import AccessDenied, resolve_user
 from app.context import AppContext, object_id_of
+from app.failure_view import failures_html
 from app.item_media import ItemMedia, MediaCache
 from core.annotate.document import ObjectEntry
 from review import Action, Edit, QueueFilter, RejectReason
@@ -389,7 +390,9 @@ def render_screen(
         progress=progress,
         header=header,
         message=message,
-        why=panel_html("why", item.id, html.why_html(why_of(item, document_entry(ctx, item)))),
+        why=panel_html(
+            "why", item.id, html.why_html(why_of(item, document_entry(ctx, item))) + failures_html(item.extra)
+        ),
         caption=panel_html("caption", item.id, html.caption_html(item.text.description, claims)),
         editor=editor.description,
         answer=gr.update(value=editor.answer or "", visible=item.key.level == "scenario"),

@@ -25,6 +25,7 @@ from review.db import Database, one_line
 from review.decisions import Request
 from review.errors import ReviewError
 from review.exporter import ExportReport, export_records, write_export
+from review.failures import Failure, add_failure
 from review.importer import ImportReport, import_records
 from review.passwords import burn_verify_time, hash_password, needs_rehash, verify_password
 from review.records import ItemKey, check_texts, read_annotations
@@ -299,6 +300,16 @@ class ReviewService:
         source = Path(folder)
         with self._write() as session:
             return import_records(session, records, source, self.config, self.clock(), progress)
+
+    def send_failure(self, by: str, failure: Failure) -> tuple[ItemView, bool]:
+        """Put a model's failing sample in front of a person (`review.failures`): (the item, whether it is
+        new); sending the same sample of the same report again changes nothing."""
+        check_texts(f"sample {failure.sample_key}", description=failure.description, reason=failure.reason)
+        check_texts(f"sample {failure.sample_key}", output=failure.model_output, key_text=failure.sample_key)
+        with self._write() as session:
+            account = users.find_user(session, by)
+            item, created = add_failure(session, failure, account, self.config, self.clock())
+            return item_view(session, item), created
 
     def export(self, out: str | Path, status: str = "approved") -> ExportReport:
         with self.db.read() as session:

@@ -142,6 +142,7 @@ def evaluate_multi3drefer(
                 "key": r.key,
                 "scene_id": r.scene_id,
                 "ann_id": r.ann_id,
+                "object_name": r.object_name,
                 "eval_type": r.eval_type,
                 "description": r.description,
                 "object_ids": r.object_ids,

@@ -83,6 +83,8 @@ def evaluate_scanqa(gt_path: str | Path, pred_path: str | Path, scorer: CaptionS
                 "key": r.question_id,
                 "scene_id": r.scene_id,
                 "question": r.question,
+                "object_ids": r.object_ids,
+                "object_names": r.object_names,
                 "prediction": top1,
                 "answers": r.answers,
                 "missing": r.question_id not in preds,

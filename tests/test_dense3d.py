@@ -148,3 +148,31 @@ def test_queries_about_one_scene_share_its_encoding(synth_root, tmp_path):
         alone = model.encode_scene(task.collate_inputs([items[0]]).scene)
     assert together.feats[0] is together.feats[1]  # one U-Net pass for both queries
     torch.testing.assert_close(together.feats[0], alone.feats[0])
+
+
+def test_frozen_backbone_is_computed_once_per_scene_and_never_trained(synth_root, tmp_path):
+    # descriptors on: the decoder then reads U-Net output + 9 descriptor channels
+    decoder = {**TINY["decoder"], "in_channels": TINY["decoder"]["in_channels"] + 9, "positions": True}
+    model = _model(freeze_backbone=True, sp_descriptors=True, decoder=decoder)
+    free = _model(sp_descriptors=True, decoder=decoder)
+    inputs = _inputs(synth_root, model, tmp_path)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    assert not model.backbone.training  # BatchNorm keeps the U-Net stage's statistics
+    for _ in range(2):
+        model(inputs)["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
+    assert len(model._frozen_scenes) == len(set(inputs.scene.scene_ids))
+    first = model.encode_scene(inputs.scene)
+    assert first.feats[0] is model.encode_scene(inputs.scene).feats[0]  # reused, not recomputed
+    # the same as computing it afresh with the U-Net in eval mode, descriptors included
+    free.backbone.load_state_dict(model.backbone.state_dict())
+    free.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(free.encode_scene(inputs.scene).feats[0], first.feats[0])
+    assert first.feats[0].shape[1] == decoder["in_channels"]
+    model.load_state_dict(model.state_dict())
+    assert not model._frozen_scenes  # loading weights drops the kept features

@@ -35,6 +35,9 @@ class Dense3DConfig:
     # Superpoint features = U-Net output + `core.models.common.pooling.superpoint_descriptors` (colour, size,
     # height): then decoder.in_channels = unet.channels[0] + DESCRIPTOR_DIM.
     sp_descriptors: bool = False
+    # Keep the U-Net of stage 1 fixed in stage 2 (its features are then computed once per scene): with a
+    # few thousand referring samples, fine-tuning it gains little and costs most of a CPU step.
+    freeze_backbone: bool = False
     lm_weight: float = 1.0
     seg_weight: float = 1.0
     seg_rule: str = "token"  # the hidden state at [SEG] itself (core.models.common.llm.seg_positions)

@@ -16,6 +16,7 @@ mask per sample. Both read [SEG] with the same rule on the spliced sequence (cor
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,11 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         super().__init__()
         self.config = config
         self.backbone = SparseUNet(config.unet)
+        # A frozen U-Net (config.freeze_backbone) gives the same superpoint features for a scene every
+        # time: they are computed once and kept here (cleared whenever weights are loaded).
+        self._frozen_scenes: OrderedDict[str, tuple[Tensor, Tensor, Tensor]] = OrderedDict()
+        if config.freeze_backbone:
+            self.backbone.requires_grad_(False)
         self.llm, self.tokenizer = build_llm(config.llm, tokenizer_dir, load_weights=load_weights)
         self.ids = token_ids(self.tokenizer)
         if self.ids.seg is None:
@@ -116,6 +122,16 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         # the tokenizer saved beside the weights; a local base LLM's weights are overwritten: don't read them
         return cls(config, tokenizer_dir=folder, load_weights=False)
 
+    def train(self, mode: bool = True) -> Dense3DModel:
+        super().train(mode)
+        if self.config.freeze_backbone:
+            self.backbone.eval()  # BatchNorm statistics stay those of the U-Net stage
+        return self
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._frozen_scenes.clear()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -128,6 +144,38 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         first: dict[str, int] = {}
         for b, scene_id in enumerate(scene.scene_ids):
             first.setdefault(scene_id, b)
+        if self.config.freeze_backbone:
+            return self._frozen_features(scene, first)
+        per_scene = self._scene_features(scene, first)
+        feats, centres, counts = zip(*(per_scene[scene_id] for scene_id in scene.scene_ids))
+        return SceneFeatures(list(feats), list(centres), list(counts))
+
+    def _frozen_features(self, scene: SceneBatch, first: dict[str, int]) -> SceneFeatures:
+        """`encode_scene` with a frozen U-Net: each scene's features computed once, then reused. Keyed by
+        scene id, point count and coordinate sum, so two datasets with the same scene ids never mix."""
+        po = scene.point_offsets.tolist()
+        keys = {
+            sid: f"{sid}:{po[b + 1] - po[b]}:{float(scene.xyz[po[b] : po[b + 1]].double().sum()):.6f}"
+            for sid, b in first.items()
+        }
+        missing = {sid: b for sid, b in first.items() if keys[sid] not in self._frozen_scenes}
+        if missing:
+            with torch.no_grad():
+                computed = self._scene_features(scene, missing)
+            self._frozen_scenes.update({keys[sid]: value for sid, value in computed.items()})
+        for key in keys.values():
+            self._frozen_scenes.move_to_end(key)
+        per_scene = {sid: self._frozen_scenes[key] for sid, key in keys.items()}
+        while len(self._frozen_scenes) > 512:
+            self._frozen_scenes.popitem(last=False)
+        feats, centres, counts = zip(*(per_scene[scene_id] for scene_id in scene.scene_ids))
+        return SceneFeatures(list(feats), list(centres), list(counts))
+
+    def _scene_features(
+        self, scene: SceneBatch, first: dict[str, int]
+    ) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+        """One U-Net pass over the scenes `first` names (scene id -> its first batch item); per scene:
+        superpoint features, centres and point counts."""
         unique = list(first.values())
         vo, po, so = (
             t.tolist() for t in (scene.voxel_offsets, scene.point_offsets, scene.superpoint_offsets)
@@ -161,8 +209,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                 superpoint_mean(scene.xyz[po[b] : po[b + 1]], ids, total),
                 torch.bincount(ids, minlength=total),
             )
-        feats, centres, counts = zip(*(per_scene[scene_id] for scene_id in scene.scene_ids))
-        return SceneFeatures(list(feats), list(centres), list(counts))
+        return per_scene
 
     def visual_tokens(self, features: SceneFeatures, frames: list[FrameInputs] | None) -> list[Tensor]:
         """Per item: [scene tokens; image tokens] at the LLM width."""

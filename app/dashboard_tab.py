@@ -4,6 +4,8 @@ Every bar carries its label (category axes list each name, and a horizontal char
 of rows so none is dropped), votes are shown per named annotator, and the word-count histograms of the
 levels share their bins and are normalised to each level's total, so the levels can be compared.
 The numbers come from `core.annotate.stats` (dataset) and `review.stats` (progress); this module draws.
+The model versions table (each trained checkpoint, what it was trained on, its eval scores) comes from
+`core.train.registry`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 import plotly.graph_objects as go
 
 from app.context import AppContext
@@ -19,6 +22,7 @@ from app.review_tab import TabLoad, acting_user
 from core.annotate import stats
 from core.annotate.document import SceneAnnotation
 from core.data.densescan import DenseScanRecord, read_densescan
+from core.train.registry import COLUMNS, model_table
 from review.stats import VOTES, queue_by_status, votes_by_action, votes_per_day
 
 CATEGORY_ROWS = 40  # categories shown (the most frequent); the title says how many there are
@@ -28,6 +32,8 @@ ROW_PX = 22  # height of one row of a horizontal bar chart: enough for its label
 HEIGHT = 320
 ACTION_COLORS = {"approve": "#2e7d32", "edit": "#1565c0", "reject": "#c62828"}
 WORD_BIN = 2  # words per histogram bin: every level uses the same bins
+# the model versions table (`core.train.registry.COLUMNS`): the scores get the room, counts stay narrow
+MODEL_COLUMN_WIDTHS = ("16%", "9%", "9%", "6%", "7%", "5%", "28%", "12%", "8%")
 
 
 def label(name: str) -> str:
@@ -159,6 +165,11 @@ def read_records(ctx: AppContext) -> list[DenseScanRecord]:
     return read_densescan(path)
 
 
+def model_versions() -> pd.DataFrame:
+    """One row per checkpoint under the model folders (`core.train.registry`), newest first."""
+    return pd.DataFrame(model_table(), columns=list(COLUMNS))
+
+
 def build_dashboard_tab(ctx: AppContext) -> TabLoad:
     refresh = gr.Button("Refresh")
     with gr.Row():
@@ -173,6 +184,13 @@ def build_dashboard_tab(ctx: AppContext) -> TabLoad:
     with gr.Row():
         annotator_plot = gr.Plot(elem_id="dashboard-annotators")
         votes_plot = gr.Plot(elem_id="dashboard-votes-category")
+    gr.Markdown(
+        "### Model versions\nCheckpoints under `models/`, `runs/`, `assets/` (and `$DENSESCAN_MODELS`): "
+        "what each was trained on and the scores of the `python -m core eval` reports in its `eval/` folder."
+    )
+    models_table = gr.Dataframe(
+        elem_id="dashboard-models", interactive=False, wrap=True, column_widths=list(MODEL_COLUMN_WIDTHS)
+    )
     outputs = [
         level_plot,
         words_plot,
@@ -183,12 +201,13 @@ def build_dashboard_tab(ctx: AppContext) -> TabLoad:
         timeline_plot,
         annotator_plot,
         votes_plot,
+        models_table,
     ]
 
-    def load(request: gr.Request) -> list[go.Figure]:
+    def load(request: gr.Request) -> list[go.Figure | pd.DataFrame]:
         acting_user(ctx, request)
         docs = [d for d in (ctx.doc(s) for s in ctx.scene_ids()) if d is not None]
-        return [*dataset_figures(read_records(ctx), docs), *progress_figures(ctx)]
+        return [*dataset_figures(read_records(ctx), docs), *progress_figures(ctx), model_versions()]
 
     refresh.click(load, None, outputs, api_name="dashboard")
     return TabLoad(load, [], outputs)

@@ -108,6 +108,10 @@ def run_export(args: argparse.Namespace) -> int:
     report = _existing(args.db).export(args.out, args.status)
     by_status = ", ".join(f"{n} {s}" for s, n in sorted(report.by_review_status.items())) or "nothing"
     print(f"wrote {report.records} records ({by_status}; {report.edited} edited) to {report.path}")
+    print(
+        "fine-tune on it: python -m core train dense3d --config PRESET --init CHECKPOINT --data DIR "
+        f"--densescan {report.path} --out DIR"
+    )
     return 0
 
 

@@ -16,7 +16,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="an OpenAI-compatible chat endpoint (/v1/chat/completions, /v1/models) over a captioner",
         description="Serve one of the project's captioners the way vLLM / SGLang serve a VLM, so that "
         "`--captioner openai` can talk to it. Binds 127.0.0.1 unless told otherwise. The `grounded` "
-        "captioner needs each request's 3D facts in a `densescan_facts` field.",
+        "captioner needs each request's 3D facts in a `densescan_facts` field; `ross3d` (the project's "
+        "Ross3D, --checkpoint, --scans) needs their `key` ('<scene_id>|<object_id>'): send --send-facts.",
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
@@ -28,6 +29,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the grounded captioner")
     p.add_argument("--model-path", help="local model directory, for --captioner hf")
+    p.add_argument(
+        "--checkpoint", help="a trained Ross3D folder, for --captioner ross3d (default: assets/ross3d)"
+    )
+    p.add_argument("--scans", help="dataset root the scenes are read from, for --captioner ross3d")
+    p.add_argument("--device", help="cpu / cuda, for --captioner ross3d or hf (default: cuda if present)")
     p.add_argument("--api-base", help="upstream endpoint, for --captioner openai (a relay)")
     p.add_argument("--model", help="upstream model name, for --captioner openai")
     p.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer (latency model)")
@@ -96,8 +102,10 @@ def run_serve(args: argparse.Namespace) -> int:
             args.captioner,
             api_base=args.api_base,
             model=args.model,
-            model_path=args.model_path,
+            model_path=args.checkpoint if args.captioner == "ross3d" else args.model_path,
             seed=args.seed,
+            scans=args.scans,
+            device=args.device,
         )
     except CaptionerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -105,7 +113,7 @@ def run_serve(args: argparse.Namespace) -> int:
     app = create_app(
         captioner,
         model_name=args.model_name,
-        require_facts=args.captioner == "grounded",
+        require_facts=args.captioner in ("grounded", "ross3d"),
         faults=Faults(delay=args.delay, fail_rate=args.fail_rate),
         test_hooks=args.test_hooks,
         seed=args.seed,

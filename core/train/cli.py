@@ -70,9 +70,43 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--init", type=Path, help="start from this checkpoint folder (fine-tuning)")
+    p.add_argument(
+        "--densescan",
+        type=Path,
+        action="append",
+        help="dense3d: also train on this DenseScan file (e.g. `python -m review export`'s; repeatable): "
+        "review-rejected records are left out, corrected text is used",
+    )
+    p.add_argument(
+        "--sources",
+        help="dense3d: benchmark files to train on besides --densescan, comma-separated "
+        "(scanrefer,multi3drefer; 'none' for the DenseScan files only); default: the preset's",
+    )
     p.add_argument("--steps", type=int, help="override the preset's number of optimizer steps")
     p.add_argument("--stop-after", type=int, help="stop at this step with a checkpoint (resume later)")
     p.set_defaults(run=run)
+
+
+def data_overrides(args: argparse.Namespace, preset: dict[str, Any]) -> None:
+    """--densescan / --sources into the preset's data part (Dense3D's referring samples only)."""
+    if not args.densescan and args.sources is None:
+        return
+    if args.model != "dense3d":
+        raise ModelError(None, f"--densescan and --sources are for dense3d, not {args.model}")
+    for path in args.densescan or []:
+        if not path.is_file():
+            raise ModelError(path, "--densescan: no such file (write it with `python -m review export`)")
+    data = preset["data"]
+    data["densescan"] = [*data.get("densescan", []), *map(str, args.densescan or [])]
+    if args.sources is not None:
+        names = [n.strip() for n in args.sources.split(",") if n.strip() and n.strip() != "none"]
+        unknown = sorted(set(names) - {"scanrefer", "multi3drefer"})
+        if unknown:
+            known = "scanrefer, multi3drefer or none"
+            raise ModelError(None, f"--sources: unknown {', '.join(unknown)} ({known})")
+        data["sources"] = names
+    if not data.get("sources") and not data["densescan"]:
+        raise ModelError(None, "--sources none needs at least one --densescan file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         preset = load_preset(args.model, args.config)
         if args.steps is not None:
             preset["train"]["steps"] = args.steps
+        data_overrides(args, preset)
         task = importlib.import_module(TASKS[args.model])
         final = task.run(preset, args.data, args.out, args.init, args.resume, args.stop_after)
     except (ModelError, DataError, SceneError) as exc:

@@ -138,7 +138,9 @@ def refseg_job(
         "init": str(init) if init else None,
         "backbone": str(backbone) if backbone else None,
         "samples": summarize(samples),
+        "densescan": [str(p) for p in options.get("densescan", ())],
         "reviewed_records": sum(1 for s in samples if s.provenance.get("review_status")),
+        "reviewed_edited": sum(1 for s in samples if s.provenance.get("edited")),
     }
     train_config = TrainConfig.from_dict(preset["train"], "train")
     groups = [s.scene_id for s in samples] if options.get("group_by_scene", True) else None

@@ -14,7 +14,8 @@ from core.annotate.errors import CaptionerError
 if TYPE_CHECKING:
     from core.annotate.captioners.cache import ResponseCache
 
-CAPTIONERS = ("grounded", "openai", "hf")
+CAPTIONERS = ("grounded", "openai", "hf", "ross3d")
+ROSS3D_DEFAULT = Path(__file__).resolve().parents[3] / "assets" / "ross3d"  # the shipped checkpoint
 
 
 def make_captioner(
@@ -31,6 +32,7 @@ def make_captioner(
     retries: int = 4,
     batch_size: int = 8,
     device: str | None = None,
+    scans: str | Path | None = None,
 ) -> Captioner:
     """Build the captioner `name`; a missing or wrong option is a `CaptionerError` that says which."""
     if name == "grounded":
@@ -69,6 +71,9 @@ def make_captioner(
 
         return HFCaptioner(path, batch_size=batch_size, device=device, cache=cache, seed=seed)
 
+    if name == "ross3d":
+        return _ross3d(model_path, scans, batch_size, device)
+
     raise CaptionerError(f"unknown captioner {name!r}; choose one of: {', '.join(CAPTIONERS)}")
 
 
@@ -78,3 +83,24 @@ def _cache(cache_dir: str | Path | None) -> ResponseCache | None:
     from core.annotate.captioners.cache import ResponseCache
 
     return ResponseCache(cache_dir)
+
+
+def _ross3d(
+    checkpoint: str | Path | None, scans: str | Path | None, batch_size: int, device: str | None
+) -> Captioner:
+    """The project's Ross3D (default: the shipped assets/ross3d) over the scenes of `scans`."""
+    path = Path(checkpoint) if checkpoint else ROSS3D_DEFAULT
+    if not (path / "config.json").is_file():
+        where = "no such folder" if not path.is_dir() else "no config.json (not a saved Ross3D)"
+        raise CaptionerError(f"captioner 'ross3d': checkpoint {path}: {where} (give --checkpoint DIR)")
+    if not scans:
+        raise CaptionerError("captioner 'ross3d' needs --scans (the dataset root its scenes are read from)")
+    if not Path(scans).is_dir():
+        raise CaptionerError(f"captioner 'ross3d': --scans {scans} is not a folder")
+    from core.annotate.captioners.ross3d_backend import Ross3DCaptioner
+    from core.models.errors import ModelError
+
+    try:
+        return Ross3DCaptioner(path, scans, device=device, batch_size=batch_size)
+    except ModelError as exc:
+        raise CaptionerError(f"captioner 'ross3d': {exc}") from None

@@ -1,4 +1,4 @@
-"""`python app.py`: the DenseScan app (review workspace, scene explorer, dashboard).
+"""`python app.py`: the DenseScan app (review workspace, scene explorer, dashboard, ask the scene).
 
 With no arguments it builds the embedded demo once under `.demo/` (synthetic scenes, the DenseScan
 pipeline with the offline `grounded` captioner, a review database with demo users) and serves it.
@@ -44,6 +44,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="where the Admin tab writes exports (default: exports/ beside the SQLite database, else "
         "beside the data)",
+    )
+    parser.add_argument(
+        "--dense3d",
+        type=Path,
+        help="Dense3D checkpoint folder for the Ask tab (default: assets/dense3d when present)",
+    )
+    parser.add_argument(
+        "--ross3d",
+        type=Path,
+        help="Ross3D checkpoint folder for the Ask tab (default: assets/ross3d when present)",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="torch threads for the models (default: the cores, at most 8)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -126,12 +139,32 @@ def prepare(args: argparse.Namespace):  # -> app.context.AppContext
         annotations if annotations.is_dir() else None,
         auth=args.auth,
         local_user=args.user,
+        models=scene_models(args, scans if scans.is_dir() else None),
     )
     if not args.auth:
         _once(lambda: ensure_local_user(service, args.user))
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"warning: serving on {args.host} without --auth: anyone who can reach it acts as an admin")
     return ctx
+
+
+def scene_models(args: argparse.Namespace, scans: Path | None):  # -> core.serve.ask.SceneModels
+    """The Ask tab's models: `--dense3d` / `--ross3d`, else the shipped assets/ folders when present
+    (loaded when first used; a missing one is a message in the tab)."""
+    from core.serve.ask import SceneModels, default_threads
+
+    def folder(given: Path | None, name: str) -> Path | None:
+        if given is not None:
+            return given.resolve()
+        shipped = REPO / "assets" / name
+        return shipped if (shipped / "config.json").is_file() else None
+
+    dense3d, ross3d = folder(args.dense3d, "dense3d"), folder(args.ross3d, "ross3d")
+    models = SceneModels(scans, dense3d, ross3d, threads=max(args.threads or default_threads(), 1))
+    for name, path in (("dense3d", dense3d), ("ross3d", ross3d)):
+        problem = models.missing(name)
+        say(f"{name}: {path} (loaded when first asked)" if problem is None else f"note: {problem}")
+    return models
 
 
 def _shown_url(db: str) -> str:

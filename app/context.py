@@ -24,6 +24,7 @@ from app.scene_view import SceneView, render_bev
 from core.annotate.document import DOCUMENT_FILE, ObjectEntry, SceneAnnotation, read_annotation
 from core.scene.render import BEVImage
 from core.scene.scannet import Scene, list_scenes, load_scene
+from core.serve.ask import SceneModels
 from review import ItemView, ReviewService
 from review.db import sqlite_file
 
@@ -71,6 +72,7 @@ class AppContext:
     annotations: Path | None  # the pipeline's output folder; None: no images or claims
     auth: bool = False
     local_user: str = "local"  # who acts when --auth is off
+    models: SceneModels | None = None  # Dense3D / Ross3D for the "Ask the scene" tab, loaded on first use
     _scenes: OrderedDict[str, LoadedScene] = field(default_factory=OrderedDict)
     _docs: dict[str, SceneAnnotation | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -10,9 +10,11 @@ from starlette.middleware import Middleware
 
 from app.access import LoginThrottle, login_checker
 from app.admin_tab import build_admin_tab, build_user_bar, default_export_dir
+from app.ask_tab import build_ask_tab
 from app.context import AppContext
 from app.dashboard_tab import build_dashboard_tab
 from app.explorer_tab import build_explorer_tab
+from app.failure_tab import build_failure_tab
 from app.guard import HostGuard, HostPolicy
 from app.review_tab import build_review_tab
 from app.text import CSS
@@ -232,8 +234,12 @@ def build_app(ctx: AppContext, export_dir: Path | None = None) -> gr.Blocks:
                 review_load = build_review_tab(ctx)
             with gr.Tab("Scene explorer", id="explorer") as explorer_tab:
                 explorer_load = build_explorer_tab(ctx)
+            with gr.Tab("Ask the scene", id="ask") as ask_tab:
+                ask_load = build_ask_tab(ctx)
             with gr.Tab("Dashboard", id="dashboard") as dashboard_tab:
                 dashboard_load = build_dashboard_tab(ctx)
+            with gr.Tab("Failure analysis", id="failures") as failure_tab:
+                failure_load = build_failure_tab(ctx)
             # hidden until the page knows the user's role: annotators never see it (and the server
             # refuses its actions to them whatever the page shows)
             with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
@@ -245,6 +251,8 @@ def build_app(ctx: AppContext, export_dir: Path | None = None) -> gr.Blocks:
         # the other workspaces fill in when first opened, so the first page stays light
         explorer_tab.select(explorer_load.fn, explorer_load.inputs, explorer_load.outputs)
         dashboard_tab.select(dashboard_load.fn, dashboard_load.inputs, dashboard_load.outputs)
+        ask_tab.select(ask_load.fn, ask_load.inputs, ask_load.outputs)
+        failure_tab.select(failure_load.fn, failure_load.inputs, failure_load.outputs)
     return demo
 
 

@@ -8,6 +8,7 @@ object's caption back from the facts' key alone, and the caption of the box it s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -146,3 +147,15 @@ def test_a_missing_checkpoint_or_scans_folder_is_one_line(tmp_path: Path, capsys
     assert "needs --scans" in capsys.readouterr().err
     assert main(["serve", "--captioner", "ross3d", "--checkpoint", str(taught[0]), "--scans", "nope/"]) == 2
     assert "--scans nope/ is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_annotate_captions_with_ross3d_directly(tmp_path: Path, taught, synth_root: Path) -> None:
+    """`python -m core annotate --captioner ross3d` (no server): the pipeline reads the scene's frames
+    through Ross3D and writes records whose captions are the model's."""
+    out = tmp_path / "run"
+    args = ["annotate", "--scans", str(synth_root), "--out", str(out), "--scenes", SCENE]
+    args += ["--captioner", "ross3d", "--model-path", str(taught[0]), "--no-progress", "--workers", "1"]
+    assert main(args) == 0
+    records = json.loads((out / "densescan.json").read_text())
+    assert records and any(caption in json.dumps(records) for caption in taught[1].values())

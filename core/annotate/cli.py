@@ -103,6 +103,8 @@ def run_annotate(args: argparse.Namespace) -> int:
         "timeout": args.timeout,
         "retries": args.retries,
     }
+    if args.captioner == "ross3d":
+        options["scans"] = args.scans  # Ross3D reads each scene's frames itself
     try:  # fail before the first scene when the captioner cannot be built at all
         make_captioner(args.captioner, **options)
     except Exception as exc:  # registry errors, missing packages, bad options: one clear line

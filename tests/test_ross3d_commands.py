@@ -312,7 +312,9 @@ def test_shipped_presets_load_and_the_default_fits_the_size_budget():
         preset = load_preset("ross3d", name)
         config = config_from_dict(Ross3DConfig, preset["model"], Path(preset["source"]))
         assert config.view_every == 4 and config.mask_ratio == 0.25
-        assert preset["train"]["lr_multipliers"] == {"reconstruction.": 10.0}
+        # the denoisers (no 2D-pretrained one exists here) learn faster than the LLM, in every preset
+        assert set(preset["train"]["lr_multipliers"]) == {"reconstruction."}
+        assert preset["train"]["lr_multipliers"]["reconstruction."] > 1
         assert set(preset["data"]) <= {"split", "tasks", "blank_frames"}
     tiny = load_preset("ross3d", "cpu-tiny")
     model = Ross3DModel(config_from_dict(Ross3DConfig, tiny["model"], Path("cpu-tiny.json")))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shipped Dense3D default, end to end: generate the scenes, train the cpu-tiny preset (U-Net stage, then
 # the whole model), predict and score the val split beside the blind baselines, and copy the checkpoint to
-# assets/dense3d. Usage: scripts/train_default_dense3d.sh WORK_DIR [SEED]
+# assets/dense3d (with --ship).
+# Usage: [DENSE3D_SCENES=48] scripts/train_default_dense3d.sh WORK_DIR [SEED] [--ship]
 # Resumable: rerun the same command after an interruption (synth skips finished scenes, training resumes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ data="$work/data-seed$seed"
 run="$work/dense3d-cpu-tiny"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread: faster than two on a shared 2-core machine
 
-python -m core synth --out "$data" --scenes 12 --seed "$seed" --frames 24
+python -m core synth --out "$data" --scenes "${DENSE3D_SCENES:-12}" --seed "$seed" --frames 24
 resume=""
 [ -d "$run/checkpoints" ] && resume="--resume"
 python -m core train dense3d --config cpu-tiny --data "$data" --out "$run" $resume
@@ -24,5 +25,10 @@ for task in refseg multi3drefer; do
       --out "$work/eval-$task.json" --no-meteor
 done
 python -m core baselines --data "$data" --split val --no-meteor --out "$work/baselines.json"
-rm -rf assets/dense3d && cp -r "$run/model" assets/dense3d
-echo "checkpoint: assets/dense3d (data seed $seed; recipe in assets/dense3d/training.json)"
+if [ "${3:-}" = "--ship" ]; then  # only after reading the scores beside the baselines
+  rm -rf assets/dense3d && cp -r "$run/model" assets/dense3d
+  echo "checkpoint: assets/dense3d (data seed $seed; recipe in assets/dense3d/training.json)"
+else
+  echo "checkpoint: $run/model (scores in $work/eval-*.json, baselines in $work/baselines.json);"
+  echo "rerun with --ship as the third argument to copy it to assets/dense3d"
+fi

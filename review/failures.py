@@ -27,11 +27,12 @@ from review.errors import ReviewError
 from review.records import MAX_LENGTHS, ItemKey, parse_record, record_key
 from review.schema import Item, Revision, User
 from review.views import ReviewStatus
+from review.why import MODEL_FAILURE
 
 if TYPE_CHECKING:  # the store itself never reads reports: only `failure_from_sample` does (pandas)
     from core.eval.samples import SampleTable
 
-FAILURE_REASON = "model_failure"  # the flag reason of items sent from failure analysis
+FAILURE_REASON = MODEL_FAILURE  # the flag reason of items sent from failure analysis
 SOURCE_PREFIX = "eval:"
 
 

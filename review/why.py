@@ -23,6 +23,12 @@ from review.views import ItemView
 
 NO_REASON = "unrecorded"  # filter value: flagged or rejected, but the record does not say why
 NO_REASON_TEXT = "no reason recorded"
+MODEL_FAILURE = "model_failure"  # items sent from the app's failure analysis (review/failures.py)
+# every reason an item can carry: the pipeline's, then failure analysis's
+REVIEW_REASONS: dict[str, str] = {
+    **FLAG_REASONS,
+    MODEL_FAILURE: "a model failed on it (sent from failure analysis)",
+}
 CHECKED_LEVEL = "object"  # only object captions are fact-checked by the pipeline
 
 
@@ -30,8 +36,8 @@ def reason_label(code: str) -> str:
     """What a reason code means, in words (an unknown `<kind>_contradicted` code still reads well)."""
     if code == NO_REASON:
         return NO_REASON_TEXT
-    if code in FLAG_REASONS:
-        return FLAG_REASONS[code]
+    if code in REVIEW_REASONS:
+        return REVIEW_REASONS[code]
     if code.endswith("_contradicted"):
         return f"a {code.removesuffix('_contradicted').replace('_', ' ')} claim is contradicted"
     return code.replace("_", " ")
@@ -39,7 +45,7 @@ def reason_label(code: str) -> str:
 
 def reason_choices() -> list[tuple[str, str]]:
     """(label, code) pairs for a reason filter: every known reason, then "no reason recorded"."""
-    return [(label, code) for code, label in FLAG_REASONS.items()] + [(NO_REASON_TEXT, NO_REASON)]
+    return [(label, code) for code, label in REVIEW_REASONS.items()] + [(NO_REASON_TEXT, NO_REASON)]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from core.annotate.records import WHY_FIELDS, scene_records
 from core.annotate.verify import FLAG_REASONS, Verdict, flag_reasons
 from core.annotate.verify import decide as decide_status
 from review import Action, Edit, QueueFilter, ReviewConfig, ReviewError, ReviewService, ReviewStatus
-from review.why import NO_REASON, NO_REASON_TEXT, reason_label, why_of
+from review.why import MODEL_FAILURE, NO_REASON, NO_REASON_TEXT, reason_label, why_of
 
 SCENES = ("scene0000_00", "scene0001_00")
 
@@ -416,7 +416,7 @@ def test_the_explorer_lists_every_scene(demo: Path, sensor_root: Path, tmp_path:
 
 def test_reason_choices_cover_every_reason() -> None:
     values = [v for _, v in text.reason_filter_choices()]
-    assert values == [text.ALL_REASONS, *FLAG_REASONS, NO_REASON]
+    assert values == [text.ALL_REASONS, *FLAG_REASONS, MODEL_FAILURE, NO_REASON]
     assert text.reason_filter(text.ALL_REASONS) == () and text.reason_filter("nothing_verified") == (
         "nothing_verified",
     )

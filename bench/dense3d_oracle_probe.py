@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from core.data.datasets import SceneCache, SceneCacheConfig, SceneDataset, collate, load_samples
 from core.models.common.backbone_pretrain import BackbonePretrainer

@@ -11,7 +11,6 @@ Each action answers with ONE response holding every panel it changes (`AskPanels
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from html import escape
 from typing import Any
@@ -31,6 +30,7 @@ from app.scene_view import (
     dim,
     frame_object,
     palette_encode,
+    room_figure,
     scene_figure,
     typed,
 )
@@ -163,55 +163,17 @@ def ask_figure(
         traces.append(_box_trace(candidate.box, box_name or label))
     framing = frame_object(view, candidate.object_id) if candidate is not None else None
     presets = cameras(view, framing)
-    lo, hi = view.bounds
-    aspect = (hi - lo) / float(np.max(hi - lo))
-    axis = {"visible": False, "autorange": False}
-    layout = {
-        "title": {"text": escape(title), "font": {"size": 13}, "x": 0.01, "xanchor": "left"}
-        if title
-        else None,
-        "height": height,
-        "margin": {"l": 0, "r": 0, "t": 30 if title else 4, "b": 0},
-        "uirevision": view.scene.scene_id,
-        "meta": meta or {},
-        "coloraxis": {
-            "colorscale": colorscale,
-            "cmin": 0,
-            "cmax": max(len(colorscale) - 1, 1),
-            "showscale": False,
-        },
-        "showlegend": True,
-        "legend": {"itemsizing": "constant", "font": {"size": 12}, "bgcolor": "rgba(255,255,255,0.8)"},
-        "scene": {
-            "aspectmode": "manual",
-            "aspectratio": {"x": float(aspect[0]), "y": float(aspect[1]), "z": float(aspect[2])},
-            "xaxis": {**axis, "range": [float(lo[0]), float(hi[0])]},
-            "yaxis": {**axis, "range": [float(lo[1]), float(hi[1])]},
-            "zaxis": {**axis, "range": [float(lo[2]), float(hi[2])]},
-            "camera": presets["reset"],
-            "dragmode": "orbit",
-        },
-        "updatemenus": [
-            {
-                "type": "buttons",
-                "direction": "right",
-                "showactive": False,
-                "x": 0.0,
-                "xanchor": "left",
-                "y": 0.0,
-                "yanchor": "bottom",
-                "bgcolor": "white",
-                "font": {"size": 11},
-                "buttons": [
-                    {"label": name, "method": "relayout", "args": [{"scene.camera": presets[name]}]}
-                    for name in ("object", "top", "reset")
-                    if name in presets
-                ],
-            }
-        ],
-        "paper_bgcolor": "white",
-    }
-    return PlotData(type="plotly", plot=json.dumps({"data": traces, "layout": layout}, separators=(",", ":")))
+    return room_figure(
+        view,
+        traces,
+        colorscale,
+        presets,
+        presets["reset"],
+        escape(title) if title else None,
+        height,
+        view.scene.scene_id,
+        meta or {},
+    )
 
 
 # the text panels -----------------------------------------------------------------------------------------

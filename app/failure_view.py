@@ -10,7 +10,6 @@ sample is on screen. Every text is escaped here.
 
 from __future__ import annotations
 
-import json
 from html import escape
 from typing import Any
 
@@ -26,6 +25,7 @@ from app.scene_view import (
     dim,
     frame_object,
     palette_encode,
+    room_figure,
     typed,
 )
 from core.eval.outcomes import Outcome
@@ -132,54 +132,9 @@ def outcome_figure(
             traces.append(_box(box, box_label("predicted", kind, iou), KIND_COLORS[kind]))
     framing = frame_object(view, targets[0]) if targets else None
     presets = cameras(view, framing)
-    lo, hi = view.bounds
-    aspect = (hi - lo) / float(np.max(hi - lo))
-    axis = {"visible": False, "autorange": False}
-    layout = {
-        "title": {"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"} if title else None,
-        "height": height,
-        "margin": {"l": 0, "r": 0, "t": 30 if title else 4, "b": 0},
-        "uirevision": key,
-        "meta": {"sample": key},
-        "coloraxis": {
-            "colorscale": colorscale,
-            "cmin": 0,
-            "cmax": max(len(colorscale) - 1, 1),
-            "showscale": False,
-        },
-        "showlegend": True,
-        "legend": {"itemsizing": "constant", "font": {"size": 12}, "bgcolor": "rgba(255,255,255,0.8)"},
-        "scene": {
-            "aspectmode": "manual",
-            "aspectratio": {"x": float(aspect[0]), "y": float(aspect[1]), "z": float(aspect[2])},
-            "xaxis": {**axis, "range": [float(lo[0]), float(hi[0])]},
-            "yaxis": {**axis, "range": [float(lo[1]), float(hi[1])]},
-            "zaxis": {**axis, "range": [float(lo[2]), float(hi[2])]},
-            # the whole room when there are outcomes (false positives may lie anywhere), else the object
-            "camera": presets["reset"] if outcome is not None else presets.get("object", presets["reset"]),
-            "dragmode": "orbit",
-        },
-        "updatemenus": [
-            {
-                "type": "buttons",
-                "direction": "right",
-                "showactive": False,
-                "x": 0.0,
-                "xanchor": "left",
-                "y": 0.0,
-                "yanchor": "bottom",
-                "bgcolor": "white",
-                "font": {"size": 11},
-                "buttons": [
-                    {"label": name, "method": "relayout", "args": [{"scene.camera": presets[name]}]}
-                    for name in ("object", "top", "reset")
-                    if name in presets
-                ],
-            }
-        ],
-        "paper_bgcolor": "white",
-    }
-    return PlotData(type="plotly", plot=json.dumps({"data": traces, "layout": layout}, separators=(",", ":")))
+    # the whole room when there are outcomes (false positives may lie anywhere), else the object
+    camera = presets["reset"] if outcome is not None else presets.get("object", presets["reset"])
+    return room_figure(view, traces, colorscale, presets, camera, title, height, key, {"sample": key})
 
 
 # the text panel ----------------------------------------------------------------------------------------

@@ -535,3 +535,60 @@ def object_at(bev: BEVImage, col: int, row: int) -> int | None:
         return None
     found = int(bev.instance[row, col])
     return found if found >= 0 else None
+
+
+def room_figure(
+    view: SceneView,
+    traces: list[dict],
+    colorscale: list,
+    presets: dict[str, Any],
+    camera: Any,
+    title: str | None,
+    height: int,
+    revision: str,
+    meta: dict,
+) -> PlotData:
+    """A whole-room 3D figure with the camera buttons (object / top / reset) under it: the layout the
+    Ask-the-scene and Failure-analysis views share. `title` is HTML-escaped by the caller."""
+    lo, hi = view.bounds
+    aspect = _aspect(view)
+    axis = {"visible": False, "autorange": False}
+    layout = {
+        "title": {"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"} if title else None,
+        "height": height,
+        "margin": {"l": 0, "r": 0, "t": 30 if title else 4, "b": 0},
+        "uirevision": revision,
+        "meta": meta,
+        "coloraxis": _coloraxis(colorscale),
+        "showlegend": True,
+        "legend": {"itemsizing": "constant", "font": {"size": 12}, "bgcolor": "rgba(255,255,255,0.8)"},
+        "scene": {
+            "aspectmode": "manual",
+            "aspectratio": {"x": float(aspect[0]), "y": float(aspect[1]), "z": float(aspect[2])},
+            "xaxis": {**axis, "range": [float(lo[0]), float(hi[0])]},
+            "yaxis": {**axis, "range": [float(lo[1]), float(hi[1])]},
+            "zaxis": {**axis, "range": [float(lo[2]), float(hi[2])]},
+            "camera": camera,
+            "dragmode": "orbit",
+        },
+        "updatemenus": [
+            {
+                "type": "buttons",
+                "direction": "right",
+                "showactive": False,
+                "x": 0.0,
+                "xanchor": "left",
+                "y": 0.0,
+                "yanchor": "bottom",
+                "bgcolor": "white",
+                "font": {"size": 11},
+                "buttons": [
+                    {"label": name, "method": "relayout", "args": [{"scene.camera": presets[name]}]}
+                    for name in ("object", "top", "reset")
+                    if name in presets
+                ],
+            }
+        ],
+        "paper_bgcolor": "white",
+    }
+    return PlotData(type="plotly", plot=json.dumps({"data": traces, "layout": layout}, separators=(",", ":")))

@@ -8,22 +8,11 @@ tokenizer's merges; the same prompt is used for generation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from core.models.common.llm import IGNORE_INDEX
-from core.models.common.tokenizer import IM_END, IMAGE_TOKEN
+from core.models.common.chat_text import TextBatch, chat_prompt, end_text_of, pad_id_of, pad_rows
+from core.models.common.tokenizer import IMAGE_TOKEN
 from core.models.errors import ModelError
-
-
-@dataclass
-class TextBatch:
-    input_ids: Tensor  # [B, L] padded on `padding_side`
-    attention_mask: Tensor  # [B, L]
-    labels: Tensor | None  # [B, L], IGNORE_INDEX outside the answers (None for generation prompts)
 
 
 class Dense3DProcessor:
@@ -32,9 +21,8 @@ class Dense3DProcessor:
     def __init__(self, tokenizer: Any, max_question_tokens: int = 96):
         self.tokenizer = tokenizer
         self.max_question_tokens = max_question_tokens
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        vocab = tokenizer.get_vocab()
-        self.end_text = IM_END if IM_END in vocab else (tokenizer.eos_token or "")
+        self.pad_id = pad_id_of(tokenizer)
+        self.end_text = end_text_of(tokenizer)
 
     def _question(self, question: str) -> str:
         """The description, cut to `max_question_tokens` tokens (and never holding a task token)."""
@@ -48,10 +36,7 @@ class Dense3DProcessor:
 
     def prompt(self, question: str) -> str:
         """The chat prompt up to where the assistant's answer starts."""
-        messages = [{"role": "user", "content": f"{IMAGE_TOKEN}\n{self._question(question)}"}]
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return f"USER: {messages[0]['content']}\nASSISTANT: "
+        return chat_prompt(self.tokenizer, self._question(question))
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
@@ -62,25 +47,6 @@ class Dense3DProcessor:
         """Token ids of prompts (+ answers with labels when `answers` is given), padded to one length."""
         if answers is not None and len(answers) != len(questions):
             raise ModelError(None, f"{len(questions)} questions but {len(answers)} answers")
-        rows, label_rows = [], []
-        for i, question in enumerate(questions):
-            prompt = self._ids(self.prompt(question))
-            if answers is None:
-                rows.append(prompt)
-                continue
-            answer = self._ids(answers[i] + self.end_text)
-            rows.append(prompt + answer)
-            label_rows.append([IGNORE_INDEX] * len(prompt) + answer)
-        length = max(len(r) for r in rows)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.long)
-        labels = (
-            torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long) if answers is not None else None
-        )
-        for i, row in enumerate(rows):
-            span = slice(0, len(row)) if padding_side == "right" else slice(length - len(row), length)
-            ids[i, span] = torch.tensor(row)
-            mask[i, span] = 1
-            if labels is not None:
-                labels[i, span] = torch.tensor(label_rows[i])
-        return TextBatch(ids, mask, labels)
+        prompts = [self._ids(self.prompt(q)) for q in questions]
+        answer_ids = [self._ids(a + self.end_text) for a in answers] if answers is not None else None
+        return pad_rows(prompts, answer_ids, self.pad_id, padding_side)

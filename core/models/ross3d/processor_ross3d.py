@@ -23,10 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from core.models.common.chat_text import TextBatch, chat_prompt, end_text_of, pad_id_of, pad_rows
 from core.models.common.image_tokens import FrameInputs
-from core.models.common.llm import IGNORE_INDEX
-from core.models.common.tokenizer import COORD_TOKEN, GROUND_TOKEN, IM_END, IMAGE_TOKEN, SEG_TOKEN
-from core.models.dense3d.processor_dense3d import TextBatch
+from core.models.common.tokenizer import COORD_TOKEN, GROUND_TOKEN, IMAGE_TOKEN, SEG_TOKEN
 from core.models.errors import ModelError
 
 TASKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
@@ -121,9 +120,8 @@ class Ross3DProcessor:
     def __init__(self, tokenizer: Any, max_question_tokens: int = 128):
         self.tokenizer = tokenizer
         self.max_question_tokens = max_question_tokens
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        vocab = tokenizer.get_vocab()
-        self.end_text = IM_END if IM_END in vocab else (tokenizer.eos_token or "")
+        self.pad_id = pad_id_of(tokenizer)
+        self.end_text = end_text_of(tokenizer)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
@@ -178,32 +176,12 @@ class Ross3DProcessor:
 
     def prompt(self, sample: Ross3DSample) -> str:
         """The chat prompt up to where the assistant's answer starts."""
-        messages = [{"role": "user", "content": f"{IMAGE_TOKEN}\n{self.user_text(sample)}"}]
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return f"USER: {messages[0]['content']}\nASSISTANT: "
+        return chat_prompt(self.tokenizer, self.user_text(sample))
 
     def batch(
         self, samples: list[Ross3DSample], with_answers: bool = True, padding_side: str = "right"
     ) -> TextBatch:
         """Prompt ids (+ answer ids, labelled, when `with_answers`), padded to one length."""
-        rows, label_rows = [], []
-        for sample in samples:
-            prompt = self._ids(self.prompt(sample))
-            if not with_answers:
-                rows.append(prompt)
-                continue
-            answer = self._ids(self.answer_text(sample) + self.end_text)
-            rows.append(prompt + answer)
-            label_rows.append([IGNORE_INDEX] * len(prompt) + answer)
-        length = max(len(r) for r in rows)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.long)
-        labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long) if with_answers else None
-        for i, row in enumerate(rows):
-            span = slice(0, len(row)) if padding_side == "right" else slice(length - len(row), length)
-            ids[i, span] = torch.tensor(row)
-            mask[i, span] = 1
-            if labels is not None:
-                labels[i, span] = torch.tensor(label_rows[i])
-        return TextBatch(ids, mask, labels)
+        prompts = [self._ids(self.prompt(sample)) for sample in samples]
+        answers = [self._ids(self.answer_text(s) + self.end_text) for s in samples] if with_answers else None
+        return pad_rows(prompts, answers, self.pad_id, padding_side)

@@ -14,6 +14,7 @@ from core.models.common.image_tokens import ImageBranchConfig
 from core.models.common.llm import LLMConfig
 from core.models.common.pooling import DESCRIPTOR_DIM
 from core.models.common.sparse_unet import SparseUNetConfig
+from core.models.dense3d.grouping import GroupingConfig
 from core.models.dense3d.loss import SegLossConfig
 from core.models.dense3d.query_decoder import QueryDecoderConfig
 from core.models.errors import ModelError
@@ -38,6 +39,10 @@ class Dense3DConfig:
     # Keep the U-Net of stage 1 fixed in stage 2 (its features are then computed once per scene): with a
     # few thousand referring samples, fine-tuning it gains little and costs most of a CPU step.
     freeze_backbone: bool = False
+    # Object proposals (superpoints merged by touch and colour) and the query's choice among them
+    # (core.models.dense3d.grouping): the mask is then the chosen proposals. None: threshold the decoder's
+    # superpoint mask, as the paper does.
+    grouping: GroupingConfig | None = None
     lm_weight: float = 1.0
     seg_weight: float = 1.0
     seg_rule: str = "token"  # the hidden state at [SEG] itself (core.models.common.llm.seg_positions)
@@ -48,12 +53,17 @@ class Dense3DConfig:
 
     @property
     def superpoint_width(self) -> int:
-        """Width of a superpoint feature: the U-Net's output (+ the descriptors when on)."""
-        return self.unet.out_channels + (DESCRIPTOR_DIM if self.sp_descriptors else 0)
+        """Width of a superpoint feature: the U-Net's output (+ the descriptors, its own and its proposal's,
+        when on)."""
+        own = DESCRIPTOR_DIM if self.sp_descriptors else 0
+        proposal = DESCRIPTOR_DIM if self.grouping is not None and self.grouping.descriptors else 0
+        return self.unet.out_channels + own + proposal
 
     def __post_init__(self) -> None:
         if self.decoder.in_channels != self.superpoint_width:
             extra = f" + {DESCRIPTOR_DIM} descriptors" if self.sp_descriptors else ""
+            if self.grouping is not None and self.grouping.descriptors:
+                extra += f" + {DESCRIPTOR_DIM} proposal descriptors"
             raise ModelError(
                 None,
                 f"Dense3DConfig: decoder.in_channels ({self.decoder.in_channels}) must equal the superpoint "

@@ -8,6 +8,7 @@
     "<image> the chair left of the desk" -> LLM (Qwen2, LoRA) -> "It is [SEG]." -> [SEG] state
                                                                   -> SegHead -> query -> QueryDecoder
                                                                   -> mask logits over superpoints
+                                                       (grouping on: -> the chosen object proposals)
 
 `forward(inputs)` returns the training losses (LM + BCE + Dice + IoU-score); `predict(inputs)` generates
 the answer, reads the generated [SEG] states (none: an empty mask; several: averaged) and returns a point
@@ -41,6 +42,7 @@ from core.models.common.pretrained import PretrainedMixin
 from core.models.common.sparse_unet import SparseUNet
 from core.models.common.vision import Projector
 from core.models.dense3d.configuration_dense3d import Dense3DConfig
+from core.models.dense3d.grouping import GroupSelection, colour_groups
 from core.models.dense3d.loss import SegLoss
 from core.models.dense3d.processor_dense3d import Dense3DProcessor
 from core.models.dense3d.query_decoder import QueryDecoder
@@ -68,16 +70,18 @@ class Dense3DPrediction:
     superpoint_probs: np.ndarray  # (S,) float
     answer: str  # the generated text
     has_seg: bool  # False: the model said there is no such object
-    score: float  # predicted IoU of the mask
+    score: float  # predicted IoU of the mask (grouping on: the chosen proposals' probability)
 
 
 @dataclass
 class SceneFeatures:
-    """Per item: superpoint features [S_b, C], centres [S_b, 3] and point counts [S_b]."""
+    """Per item: superpoint features [S_b, C], centres [S_b, 3], point counts [S_b] and, when grouping
+    is on, the proposal id of each superpoint [S_b]."""
 
     feats: list[Tensor]
     centres: list[Tensor]
     counts: list[Tensor]
+    groups: list[Tensor] | None = None
 
 
 class Dense3DModel(nn.Module, PretrainedMixin):
@@ -115,6 +119,9 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         )
         self.decoder = QueryDecoder(config.decoder)
         self.seg_loss = SegLoss(config.seg_loss)
+        self.selection = GroupSelection(config.grouping) if config.grouping is not None else None
+        # proposals depend only on the scene (not on weights): computed once per scene and kept
+        self._scene_groups: OrderedDict[str, tuple[Tensor, Tensor]] = OrderedDict()
         self.processor = Dense3DProcessor(self.tokenizer, config.max_question_tokens)
 
     @classmethod
@@ -145,19 +152,50 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         for b, scene_id in enumerate(scene.scene_ids):
             first.setdefault(scene_id, b)
         if self.config.freeze_backbone:
-            return self._frozen_features(scene, first)
-        per_scene = self._scene_features(scene, first)
-        feats, centres, counts = zip(*(per_scene[scene_id] for scene_id in scene.scene_ids))
-        return SceneFeatures(list(feats), list(centres), list(counts))
+            features = self._frozen_features(scene, first)
+        else:
+            per_scene = self._scene_features(scene, first)
+            feats, centres, counts = zip(*(per_scene[scene_id] for scene_id in scene.scene_ids))
+            features = SceneFeatures(list(feats), list(centres), list(counts))
+        if self.selection is not None:
+            grouped = self._groups(scene, first)
+            features.groups = [groups for groups, _ in grouped]
+            if self.config.grouping.descriptors:
+                features.feats = [
+                    torch.cat([f, described.to(f.dtype)], dim=1)
+                    for f, (_, described) in zip(features.feats, grouped)
+                ]
+        return features
+
+    def _scene_key(self, scene: SceneBatch, b: int) -> str:
+        """Scene id, point count and coordinate sum: two datasets with the same scene ids never mix."""
+        p0, p1 = int(scene.point_offsets[b]), int(scene.point_offsets[b + 1])
+        return f"{scene.scene_ids[b]}:{p1 - p0}:{float(scene.xyz[p0:p1].double().sum()):.6f}"
+
+    def _groups(self, scene: SceneBatch, first: dict[str, int]) -> list[tuple[Tensor, Tensor]]:
+        """Per item: the proposal id of each superpoint (`colour_groups`) and, per superpoint, its
+        proposal's descriptors [S, DESCRIPTOR_DIM]; computed once per scene."""
+        po, so = scene.point_offsets.tolist(), scene.superpoint_offsets.tolist()
+        per_scene = {}
+        for sid, b in first.items():
+            key = self._scene_key(scene, b)
+            if key not in self._scene_groups:
+                xyz, rgb = scene.xyz[po[b] : po[b + 1]], scene.rgb[po[b] : po[b + 1]]
+                ids = scene.superpoint_ids[po[b] : po[b + 1]] - so[b]
+                groups = colour_groups(xyz, rgb, ids, so[b + 1] - so[b], self.config.grouping)
+                count = int(groups.max()) + 1
+                described = superpoint_descriptors(xyz, rgb, groups[ids], count)[groups]
+                self._scene_groups[key] = (groups, described)
+            self._scene_groups.move_to_end(key)
+            per_scene[sid] = self._scene_groups[key]
+        while len(self._scene_groups) > 512:
+            self._scene_groups.popitem(last=False)
+        return [per_scene[sid] for sid in scene.scene_ids]
 
     def _frozen_features(self, scene: SceneBatch, first: dict[str, int]) -> SceneFeatures:
         """`encode_scene` with a frozen U-Net: each scene's features computed once, then reused. Keyed by
         scene id, point count and coordinate sum, so two datasets with the same scene ids never mix."""
-        po = scene.point_offsets.tolist()
-        keys = {
-            sid: f"{sid}:{po[b + 1] - po[b]}:{float(scene.xyz[po[b] : po[b + 1]].double().sum()):.6f}"
-            for sid, b in first.items()
-        }
+        keys = {sid: self._scene_key(scene, b) for sid, b in first.items()}
         missing = {sid: b for sid, b in first.items() if keys[sid] not in self._frozen_scenes}
         if missing:
             with torch.no_grad():
@@ -266,12 +304,25 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         targets = [scene.superpoint_mask[bounds[b] : bounds[b + 1]] for b in range(scene.batch_size)]
         seg = self.seg_loss(decoded, targets, sample_mask=has_seg)
         loss = self.config.lm_weight * out.loss + self.config.seg_weight * seg["loss"]
+        terms = {}
+        if self.selection is not None:
+            per_layer = [decoded.per_sample(layer) for layer in range(len(decoded.mask_logits))]
+            select = self.selection.loss(
+                [[x[0] for x in layer] for layer in per_layer],
+                features.groups,
+                features.counts,
+                targets,
+                has_seg,
+            )
+            loss = loss + self.config.grouping.weight * select
+            terms["loss_select"] = select.detach()
         return {
             "loss": loss,
             "loss_lm": out.loss.detach(),
             "loss_bce": seg["bce"].detach(),
             "loss_dice": seg["dice"].detach(),
             "loss_score": seg["score"].detach(),
+            **terms,
             "iou": seg["iou"],
         }
 
@@ -312,8 +363,9 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         )
         logits = empty_mask_where_missing(decoded.pred_masks, has_seg)[:, 0]  # [B, S]
         scores = decoded.pred_scores[:, 0]
+        groups = features.groups or [None] * scene.batch_size
         return [
-            self._prediction(scene, b, logits[b], bool(has_seg[b]), float(scores[b]), new_ids[b])
+            self._prediction(scene, b, logits[b], bool(has_seg[b]), float(scores[b]), new_ids[b], groups[b])
             for b in range(scene.batch_size)
         ]
 
@@ -330,13 +382,26 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         return {"text": self.text_proj(states), "text_padding": padding}
 
     def _prediction(
-        self, scene: SceneBatch, b: int, logits: Tensor, has_seg: bool, score: float, new_ids: Tensor
+        self,
+        scene: SceneBatch,
+        b: int,
+        logits: Tensor,
+        has_seg: bool,
+        score: float,
+        new_ids: Tensor,
+        groups: Tensor | None = None,
     ) -> Dense3DPrediction:
         s0, s1 = int(scene.superpoint_offsets[b]), int(scene.superpoint_offsets[b + 1])
         p0, p1 = int(scene.point_offsets[b]), int(scene.point_offsets[b + 1])
         probs = logits[: s1 - s0].float().sigmoid()
         local = scene.superpoint_ids[p0:p1] - s0
-        mask = (probs[local] > self.config.decoder.mask_threshold).cpu().numpy()
+        if groups is not None and self.selection is not None and has_seg:
+            chosen, score = self.selection.choose(
+                logits[: s1 - s0], groups, self.config.decoder.mask_threshold
+            )
+            mask = chosen[local].cpu().numpy()
+        else:
+            mask = (probs[local] > self.config.decoder.mask_threshold).cpu().numpy()
         if mask.sum() < self.config.min_mask_points:
             mask[:] = False
         answer = self.tokenizer.decode(new_ids, skip_special_tokens=False)

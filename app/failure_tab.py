@@ -1,4 +1,5 @@
-"""The failure analysis workspace: open a report of `python -m core eval`, see its samples worst first,
+"""The failure analysis workspace: open a report of `python -m core eval` (or run a checkpoint on a split
+and open its report: `app.failure_run`), see its samples worst first,
 filter them, see the metric broken down by class, group, size, visibility, description length and
 distractors, click a sample to see it in 3D (true positive / false positive / false negative), and send a
 failing sample to review.
@@ -25,6 +26,14 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from app.context import AppContext
+from app.failure_run import (
+    DEFAULT_SAMPLES,
+    checkpoint_choices,
+    run_from_app,
+    run_note,
+    split_choices,
+    task_choices,
+)
 from app.failure_view import detail_html, outcome_figure
 from app.review_tab import TabLoad, acting_user
 from app.scene_view import SceneView
@@ -267,6 +276,35 @@ def build_failure_tab(ctx: AppContext) -> TabLoad:
         )
         open_btn = gr.Button("Open", scale=1, elem_id="failure-open")
         metric = gr.Dropdown([], label="metric", scale=1, elem_id="failure-metric")
+    listed_checkpoints = checkpoint_choices(ctx, report_roots(ctx))
+    splits = split_choices(ctx)
+    with gr.Accordion("Run a checkpoint on a split", open=False, elem_id="failure-run-row"):
+        with gr.Row():
+            run_checkpoint = gr.Dropdown(
+                listed_checkpoints,
+                value=listed_checkpoints[0][1] if listed_checkpoints else None,
+                label="checkpoint",
+                allow_custom_value=not ctx.auth,
+                scale=3,
+                elem_id="failure-run-checkpoint",
+            )
+            tasks = task_choices(listed_checkpoints[0][1] if listed_checkpoints else None)
+            run_task = gr.Dropdown(
+                tasks, value=tasks[0] if tasks else None, label="task", scale=1, elem_id="failure-run-task"
+            )
+            run_split = gr.Dropdown(
+                splits,
+                value="val" if "val" in splits else (splits[0] if splits else None),
+                label="split",
+                scale=1,
+                elem_id="failure-run-split",
+            )
+            run_limit = gr.Number(
+                DEFAULT_SAMPLES, label="at most N samples", precision=0, minimum=1, scale=1,
+                elem_id="failure-run-limit",
+            )  # fmt: skip
+            run_btn = gr.Button("Run", scale=1, elem_id="failure-run")
+        run_done = gr.HTML(elem_id="failure-run-note")
     with gr.Row():
         category = gr.Dropdown([ALL], value=ALL, label="class", elem_id="failure-class")
         group = gr.Dropdown([ALL], value=ALL, label="unique / multiple (group)", elem_id="failure-group")
@@ -373,6 +411,33 @@ def build_failure_tab(ctx: AppContext) -> TabLoad:
 
     open_outputs = [opened, metric, *filters, *table_outputs, *sample_outputs]
     open_btn.click(open_report, [report], open_outputs, api_name="failure_open")
+
+    def pick_checkpoint(checkpoint: str | None, task: str | None):
+        tasks = task_choices(checkpoint)
+        return gr.update(choices=tasks, value=task if task in tasks else (tasks[0] if tasks else None))
+
+    def run_and_open(
+        checkpoint: str | None,
+        task: str | None,
+        split: str | None,
+        limit: float | None,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008  (Gradio's way of asking for a progress bar)
+    ):
+        """Run the checkpoint, then show its report as "Open" does, all panels in this one response."""
+        acting_user(ctx, request)
+        run = run_from_app(ctx, report_roots(ctx), checkpoint, task, split, limit, progress)
+        path = str(run.report)
+        listing = gr.update(choices=report_choices(ctx), value=path)
+        return (listing, run_note(run), *open_report(path, request))
+
+    run_checkpoint.change(pick_checkpoint, [run_checkpoint, run_task], run_task, api_name=False)
+    run_btn.click(
+        run_and_open,
+        [run_checkpoint, run_task, run_split, run_limit],
+        [report, run_done, *open_outputs],
+        api_name="failure_run",
+    )
     report.input(open_report, [report], open_outputs, api_name=False)
     for control in [metric, *filters]:
         control.input(refilter, [report, metric, *filters], table_outputs, api_name=False)
@@ -391,8 +456,9 @@ def build_failure_tab(ctx: AppContext) -> TabLoad:
         listed = report_choices(ctx)
         path = path or (listed[0][1] if listed else None)
         listing = gr.update(choices=listed, value=path)
+        models = gr.update(choices=checkpoint_choices(ctx, report_roots(ctx)))  # a newly trained one shows
         if not path or path == shown_report:
-            return (listing, *(gr.skip() for _ in open_outputs))
-        return (listing, *open_report(path, request))
+            return (listing, models, *(gr.skip() for _ in open_outputs))
+        return (listing, models, *open_report(path, request))
 
-    return TabLoad(load, [report, opened], [report, *open_outputs])
+    return TabLoad(load, [report, opened], [report, run_checkpoint, *open_outputs])

@@ -43,6 +43,10 @@ class Dense3DConfig:
     # (core.models.dense3d.grouping): the mask is then the chosen proposals. None: threshold the decoder's
     # superpoint mask, as the paper does.
     grouping: GroupingConfig | None = None
+    # The decoder's text attention also reads the prompt's input word embeddings, not only the LLM's last
+    # states: a small LLM trained from scratch on a few thousand sentences carries the words to its last
+    # layer too slowly (cpu-tiny runs without it stayed at chance); a large pretrained LLM does not need it.
+    word_skip: bool = False
     lm_weight: float = 1.0
     seg_weight: float = 1.0
     seg_rule: str = "token"  # the hidden state at [SEG] itself (core.models.common.llm.seg_positions)

@@ -117,6 +117,11 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         self.text_proj = (
             nn.Sequential(nn.Linear(hidden, d), nn.LayerNorm(d)) if config.decoder.text_attention else None
         )
+        self.word_proj = (
+            nn.Sequential(nn.Linear(hidden, d), nn.LayerNorm(d))
+            if config.decoder.text_attention and config.word_skip
+            else None
+        )
         self.decoder = QueryDecoder(config.decoder)
         self.seg_loss = SegLoss(config.seg_loss)
         self.selection = GroupSelection(config.grouping) if config.grouping is not None else None
@@ -298,7 +303,10 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         query, has_seg = self.seg_head.queries_from_hidden(out.hidden_states[-1], positions)
         prompt = spliced.text_mask & (spliced.labels == IGNORE_INDEX)
         decoded = self.decoder(
-            query, features.feats, centres=features.centres, **self._text(out.hidden_states[-1], prompt)
+            query,
+            features.feats,
+            centres=features.centres,
+            **self._text(out.hidden_states[-1], prompt, spliced.inputs_embeds),
         )
         bounds = scene.superpoint_offsets.tolist()
         targets = [scene.superpoint_mask[bounds[b] : bounds[b + 1]] for b in range(scene.batch_size)]
@@ -359,7 +367,10 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         query, has_seg = self.seg_head.queries_from_hidden(out.hidden_states[-1], positions)
         prompt = full.attention_mask.bool() & ~full.visual_mask & ~generated
         decoded = self.decoder(
-            query, features.feats, centres=features.centres, **self._text(out.hidden_states[-1], prompt)
+            query,
+            features.feats,
+            centres=features.centres,
+            **self._text(out.hidden_states[-1], prompt, full.inputs_embeds),
         )
         logits = empty_mask_where_missing(decoded.pred_masks, has_seg)[:, 0]  # [B, S]
         scores = decoded.pred_scores[:, 0]
@@ -369,17 +380,22 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             for b in range(scene.batch_size)
         ]
 
-    def _text(self, hidden: Tensor, prompt: Tensor) -> dict[str, Tensor]:
+    def _text(self, hidden: Tensor, prompt: Tensor, embeds: Tensor) -> dict[str, Tensor]:
         """The prompt's token states ([B, T, H] hidden, [B, T] bool) packed for the decoder's text
-        attention: {"text": [B, T', d_model], "text_padding": [B, T'] True = padding}; {} when it is off."""
+        attention: {"text": [B, T', d_model], "text_padding": [B, T'] True = padding}; {} when it is off.
+        With `word_skip`, the tokens' input embeddings ([B, T, H] `embeds`) are added after their own
+        projection: a path from the words to the mask that does not wait for the LLM to carry them."""
         if self.text_proj is None:
             return {}
         counts = prompt.sum(dim=1)
         width = int(counts.max())
         order = torch.argsort((~prompt).to(torch.int8), dim=1, stable=True)[:, :width]  # prompt tokens first
-        states = torch.gather(hidden, 1, order[..., None].expand(-1, -1, hidden.shape[-1]))
+        index = order[..., None].expand(-1, -1, hidden.shape[-1])
+        text = self.text_proj(torch.gather(hidden, 1, index))
+        if self.word_proj is not None:
+            text = text + self.word_proj(torch.gather(embeds, 1, index).to(text.dtype))
         padding = torch.arange(width, device=hidden.device)[None, :] >= counts[:, None]
-        return {"text": self.text_proj(states), "text_padding": padding}
+        return {"text": text, "text_padding": padding}
 
     def _prediction(
         self,

@@ -135,3 +135,27 @@ def test_dense3d_with_proposals_learns_one_query_and_reloads(synth_root, tmp_pat
     again = Dense3DModel.from_pretrained(model.save_pretrained(tmp_path / "ckpt")).predict(inputs)[0]
     np.testing.assert_array_equal(again.point_mask, prediction.point_mask)
     assert again.score == pytest.approx(prediction.score, abs=1e-6)
+
+
+def test_word_skip_carries_the_words_past_the_llm(synth_root, tmp_path):
+    """With `word_skip`, the decoder's text attention reads the prompt's word embeddings: with the LLM's
+    last states silenced (zeros), two prompts that differ in one word still give different text inputs,
+    and training reaches the word projection."""
+    model, plain = _model(word_skip=True), _model()
+    assert model.word_proj is not None and plain.word_proj is None
+    embed = model.llm.get_input_embeddings()
+    ids = [
+        model.tokenizer(text, return_tensors="pt").input_ids for text in ("the red chair", "the blue chair")
+    ]
+    assert ids[0].shape == ids[1].shape
+    prompt = torch.ones(ids[0].shape, dtype=torch.bool)
+    silent = torch.zeros(*ids[0].shape, model.hidden)
+    with torch.no_grad():
+        texts = [model._text(silent, prompt, embed(i))["text"] for i in ids]
+        plains = [plain._text(silent, prompt, plain.llm.get_input_embeddings()(i))["text"] for i in ids]
+    assert not torch.allclose(texts[0], texts[1])
+    torch.testing.assert_close(plains[0], plains[1])  # without it the silenced LLM hides the words
+
+    inputs = _inputs(synth_root, model, tmp_path, count=1)
+    model(inputs)["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.word_proj.parameters())

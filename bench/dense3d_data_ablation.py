@@ -1,7 +1,7 @@
 """The DenseScan paper's data claim, re-tested: do dense captions help short-query referring segmentation?
 
     python bench/dense3d_data_ablation.py --data ROOT --out DIR [--densescan FILE] [--preset cpu-tiny]
-        [--steps N] [--pretrain-steps N] [--seeds 0 1 2] [--levels object] [--eval-split val]
+        [--steps N] [--pretrain-steps N | --backbone DIR] [--seeds 0 1 2] [--levels object] [--eval-split val]
 
 Two arms, trained for the same number of optimizer steps from the same preset, once per seed:
 
@@ -12,8 +12,10 @@ Two arms, trained for the same number of optimizer steps from the same preset, o
   resumable) into `OUT/annotate/`.
 
 Per seed the U-Net is pretrained once (stage 1 of `python -m core train dense3d`) and both arms start from
-it, so the arms differ only in their referring data. Each trained model predicts the ScanRefer queries
-of `--eval-split` (`core.eval.predict_dense3d`, what `python -m core predict` runs) and is scored by
+it, so the arms differ only in their referring data; `--backbone DIR` shares one trained stage-1 U-Net
+across every seed and arm instead (stage 1 never sees referring data, so the seeds then vary stage 2 only).
+Each trained model predicts the ScanRefer queries of `--eval-split` (`core.eval.predict_dense3d`, what
+`python -m core predict` runs) and is scored by
 `core.eval.grounding.evaluate_refseg` (what `python -m core eval refseg` runs). Prints mIoU mean ± std
 (sample std over seeds) per arm and writes `OUT/ablation.json`. Finished runs (`OUT/runs/<arm>-seed<s>/
 result.json`) are kept: rerun the command to resume.
@@ -120,7 +122,7 @@ def one_run(args, base: dict, arm: str, seed: int, densescan: Path | None, gt: P
     import torch
 
     torch.manual_seed(seed)
-    stage1 = backbone(preset, args.data, args.out / "backbones" / f"seed{seed}")
+    stage1 = args.backbone or backbone(preset, args.data, args.out / "backbones" / f"seed{seed}")
     started = time.perf_counter()
     job = refseg_job(preset, args.data, folder, None, stage1)
     model = train(job, resume=latest_checkpoint(folder) is not None)
@@ -198,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--steps", type=int, help="optimizer steps per run (default: the preset's)")
     parser.add_argument("--pretrain-steps", type=int, help="U-Net pretraining steps (default: the preset's)")
+    parser.add_argument(
+        "--backbone",
+        type=Path,
+        help="a trained stage-1 U-Net folder (OUT/backbone/model of `python -m core train dense3d`) "
+        "shared by every seed and arm, instead of pretraining one per seed",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--levels", nargs="+", default=["object"], help="DenseScan levels (default: object)")
     parser.add_argument("--eval-split", default="val", help="split whose ScanRefer queries are scored")

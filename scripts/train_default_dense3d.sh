@@ -27,6 +27,8 @@ done
 python -m core baselines --data "$data" --split val --no-meteor --out "$work/baselines.json"
 if [ "${3:-}" = "--ship" ]; then  # only after reading the scores beside the baselines
   rm -rf assets/dense3d && cp -r "$run/model" assets/dense3d
+  printf '{"data_seed": %s, "scenes": %s, "frames": 24, "script": "scripts/train_default_dense3d.sh"}\n' \
+      "$seed" "${DENSE3D_SCENES:-12}" > assets/dense3d/data.json
   echo "checkpoint: assets/dense3d (data seed $seed; recipe in assets/dense3d/training.json)"
 else
   echo "checkpoint: $run/model (scores in $work/eval-*.json, baselines in $work/baselines.json);"

@@ -46,6 +46,7 @@ def _script():
     return module
 
 
+@pytest.mark.slow  # two real training subprocesses, scoring and reconstruction: about a minute
 def test_two_arms_train_score_resume_and_refuse_bad_data(synth_root, tmp_path, capsys, monkeypatch):
     ablation = _script()
     preset = tmp_path / "tiny.json"

@@ -108,6 +108,9 @@ def test_positives_and_the_choice():
     assert mask.tolist() == [True, True, False, False, False] and 0.3 < mass < 0.6
     mask, mass = selection.choose(torch.full((5,), -9.0), groups)  # "no object" most probable: empty
     assert not mask.any() and mass == 0.0
+    # unless the caller knows the object exists: then the best proposal all the same
+    mask, mass = selection.choose(torch.tensor([-9.0, -9.0, -8.0, -8.0, -9.0]), groups, allow_empty=False)
+    assert mask.tolist() == [False, False, True, True, False] and 0.0 < mass < 0.5
 
 
 def test_dense3d_with_proposals_learns_one_query_and_reloads(synth_root, tmp_path):

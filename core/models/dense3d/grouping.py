@@ -18,10 +18,11 @@ Choice (`GroupSelection`): a proposal's logit is the mean of the decoder's mask 
 superpoints; with a learned "no object" logit beside them, a softmax over the room. Trained with a
 multi-positive cross-entropy on every decoder prediction (positives: the proposals mostly inside the
 target; a query with no target: "no object"). At inference the most probable proposal is taken (unless
-"no object" is more probable: an empty mask), and with it every other proposal whose mean logit says
-"inside" on its own (sigmoid >= the decoder's mask threshold; the superpoint BCE trains that level): the
-parts of one object and the several targets of a Multi3DRefer query join, while copies the query cannot
-tell apart (each hedged under 0.5) do not.
+"no object" is more probable: an empty mask; Dense3D lets the LLM decide that instead: an answer with
+[SEG] always gets a proposal, one without gets an empty mask), and with it every other proposal whose
+mean logit says "inside" on its own (sigmoid >= the decoder's mask threshold; the superpoint BCE trains
+that level): the parts of one object and the several targets of a Multi3DRefer query join, while copies
+the query cannot tell apart (each hedged under 0.5) do not.
 """
 
 from __future__ import annotations
@@ -157,11 +158,15 @@ class GroupSelection(nn.Module):
         return total / kept
 
     @torch.no_grad()
-    def choose(self, mask_logits: Tensor, groups: Tensor, threshold: float = 0.5) -> tuple[Tensor, float]:
-        """(superpoint mask [S] bool, summed softmax probability of the chosen proposals)."""
+    def choose(
+        self, mask_logits: Tensor, groups: Tensor, threshold: float = 0.5, allow_empty: bool = True
+    ) -> tuple[Tensor, float]:
+        """(superpoint mask [S] bool, summed softmax probability of the chosen proposals). With
+        `allow_empty` False the best proposal is taken even when "no object" is more probable: Dense3D
+        passes False once the LLM has answered with a [SEG] (it said the object exists)."""
         logits = self.logits(mask_logits, groups)
         probs = logits.softmax(-1)
-        top = int(probs.argmax())
+        top = int(probs.argmax()) if allow_empty else int(probs[:-1].argmax())
         if top == probs.shape[0] - 1:  # "no object" is the most probable answer
             return torch.zeros_like(groups, dtype=torch.bool), 0.0
         chosen = logits[:-1].sigmoid() >= threshold

@@ -412,8 +412,9 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         probs = logits[: s1 - s0].float().sigmoid()
         local = scene.superpoint_ids[p0:p1] - s0
         if groups is not None and self.selection is not None and has_seg:
+            # the LLM answered with [SEG]: the object exists, so the best proposal is taken
             chosen, score = self.selection.choose(
-                logits[: s1 - s0], groups, self.config.decoder.mask_threshold
+                logits[: s1 - s0], groups, self.config.decoder.mask_threshold, allow_empty=False
             )
             mask = chosen[local].cpu().numpy()
         else:

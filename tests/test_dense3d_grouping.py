@@ -18,7 +18,7 @@ from core.models.errors import ModelError
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 GROUPING = {
-    "grouping": {"adjacency": 0.15, "colour_threshold": 0.1},
+    "grouping": {"adjacency": 0.03, "colour_threshold": 0.1},
     "decoder": {**TINY["decoder"], "in_channels": TINY["decoder"]["in_channels"] + DESCRIPTOR_DIM},
 }
 

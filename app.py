@@ -58,6 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, help="torch threads for the models (default: the cores, at most 8)"
     )
+    parser.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="load the Ask tab's models when first asked, not in the background at start",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--auth", action="store_true", help="require login; roles from the review store")
@@ -163,8 +168,20 @@ def scene_models(args: argparse.Namespace, scans: Path | None):  # -> core.serve
     models = SceneModels(scans, dense3d, ross3d, threads=max(args.threads or default_threads(), 1))
     for name, path in (("dense3d", dense3d), ("ross3d", ross3d)):
         problem = models.missing(name)
-        say(f"{name}: {path} (loaded when first asked)" if problem is None else f"note: {problem}")
+        say(f"{name}: {path}" if problem is None else f"note: {problem}")
     return models
+
+
+def warm_first_scene(ctx, args: argparse.Namespace) -> None:
+    """Load the models and answer one sentence about the Ask tab's first scene on a background thread,
+    so that the first sentence a person types is answered at full speed (asks wait for it on a lock)."""
+    scenes = ctx.scene_ids()
+    if args.no_warm or ctx.models is None or not scenes:
+        return
+    if all(ctx.models.missing(name) for name in ("dense3d", "ross3d")):
+        return
+    say(f"warming the models on {scenes[0]} in the background")
+    ctx.models.warm_in_background(scenes[0])
 
 
 def _shown_url(db: str) -> str:
@@ -196,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = build_app(ctx, export_dir=args.export_dir)
     say(f"ready after {time.monotonic() - started:.0f} s; exports go to {args.export_dir}")
+    warm_first_scene(ctx, args)
     launch(demo, ctx, args.host, args.port, allowed_hosts=args.allowed_host)
     return 0
 

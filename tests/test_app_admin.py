@@ -293,3 +293,6 @@ def test_app_py_says_what_it_does_from_the_first_line(
     assert at == sorted(at), lines
     ready = next(line for line in lines if line.startswith("ready after"))
     assert str(work / "out") in ready
+    # the shipped models are loaded and tried on the first scene while the page is being opened
+    warming = [i for i, line in enumerate(lines) if line.startswith("warming the models on scene")]
+    assert warming and warming[0] > lines.index(ready), lines

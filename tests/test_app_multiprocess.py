@@ -234,7 +234,7 @@ def two_servers(
     service.close()
     exports = tmp_path_factory.mktemp("exports")
     common = ["--data", str(synth_root), "--annotations", str(demo_root / "densescan"), "--db", schema_url]
-    common += ["--auth", "--export-dir", str(exports)]
+    common += ["--auth", "--export-dir", str(exports), "--no-warm"]  # the review store is under test
     servers = [_start(common, free_port()), _start(common, free_port())]  # at the same moment
     try:
         for server in servers:

@@ -279,7 +279,8 @@ def test_app_flags_choose_the_checkpoints(
     assert models.dense3d_dir == checkpoints["dense3d"].resolve() and models.missing("dense3d") is None
     assert "no checkpoint at" in models.missing("ross3d")
     printed = capsys.readouterr().out
-    assert "(loaded when first asked)" in printed and "note: Ross3D: no checkpoint at" in printed
+    assert f"dense3d: {checkpoints['dense3d'].resolve()}" in printed
+    assert "note: Ross3D: no checkpoint at" in printed
 
 
 def test_without_ross3d_the_object_the_mask_lies_on_is_shown(
@@ -288,8 +289,12 @@ def test_without_ross3d_the_object_the_mask_lies_on_is_shown(
     ctx = make_ctx(synth_root, tmp_path / "r.db", checkpoints["dense3d"], None)
     try:
         scene_id = checkpoints["scene"]
+        asked = []
+        segment = ctx.models.segment
+        ctx.models.segment = lambda scene, text: asked.append((scene, text)) or segment(scene, text)
         ctx.models.warm(scene_id)  # loads what can run, skips the model without a checkpoint
         assert set(ctx.models._models) == {"dense3d"} and scene_id in ctx.models._views
+        assert [scene for scene, _ in asked] == [scene_id]  # one real query paid the first-call costs
         panels = ask_panels(ctx, scene_id, checkpoints["sentence"])
         assert "Ross3D: no checkpoint given" in panels.status
         vertices = panels.shown["mask"]

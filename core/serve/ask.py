@@ -43,6 +43,7 @@ SAMPLERS = ("ddim", "ddpm")
 RECON_QUESTION = "What does the room look like?"  # any text: the visual tokens come before it (causal LM)
 SCENES_KEPT = 2  # scenes whose frames, proposals and visibility stay in memory
 VIEW_SIDE = 400  # best frames are sent at most this many pixels wide (the page shows them small)
+WARM_SENTENCE = "the chair next to the table"  # any sentence: warming only needs the forward pass
 
 
 class ModelUnavailable(RuntimeError):
@@ -196,22 +197,20 @@ class SceneModels:
         return model
 
     def warm(self, scene_id: str) -> None:
-        """Load the models and prepare the scene (its cache, frames, proposals, visibility table) so that
-        the first sentence about it is answered at full speed; a model that cannot run is skipped (the
-        ask that follows reports it)."""
+        """Load the models, prepare the scene (its cache, frames, proposals, visibility table) and answer
+        one sentence about it, so that a person's first sentence is answered at full speed; a model that
+        cannot run is skipped (the ask that follows reports it)."""
         from core.annotate.config import AnnotateConfig
 
         with self._running():
             for name in ("dense3d", "ross3d"):
                 try:
-                    model = self.model(name)
+                    # one real query: it also fills what the model keeps per scene (frozen U-Net features,
+                    # proposals) and pays the first call's one-time costs before a person waits on them
                     if name == "dense3d":
-                        self._dense_cache.get(scene_id)
-                        if model.image is not None:
-                            self._frames(model, scene_id)
+                        self.segment(scene_id, WARM_SENTENCE)
                     else:
-                        self._store.get(scene_id)
-                        self.labels(scene_id)
+                        self.ground(scene_id, WARM_SENTENCE)
                 except (ModelUnavailable, DataError, SceneError):
                     continue
             if self.scans is not None:

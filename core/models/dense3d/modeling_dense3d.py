@@ -17,7 +17,6 @@ mask per sample. Both read [SEG] with the same rule on the spliced sequence (cor
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +45,11 @@ from core.models.dense3d.grouping import GroupSelection, colour_groups
 from core.models.dense3d.loss import SegLoss
 from core.models.dense3d.processor_dense3d import Dense3DProcessor
 from core.models.dense3d.query_decoder import QueryDecoder
+from core.models.dense3d.scene_memo import SceneMemo
 from core.models.dense3d.seg_head import SegHead, empty_mask_where_missing
 from core.models.errors import ModelError
+
+SCENES_MEMO = 512  # scenes whose frozen U-Net features and proposals stay in memory
 
 
 @dataclass
@@ -95,7 +97,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         self.backbone = SparseUNet(config.unet)
         # A frozen U-Net (config.freeze_backbone) gives the same superpoint features for a scene every
         # time: they are computed once and kept here (cleared whenever weights are loaded).
-        self._frozen_scenes: OrderedDict[str, tuple[Tensor, Tensor, Tensor]] = OrderedDict()
+        self._frozen_scenes = SceneMemo(SCENES_MEMO)
         if config.freeze_backbone:
             self.backbone.requires_grad_(False)
         self.llm, self.tokenizer = build_llm(config.llm, tokenizer_dir, load_weights=load_weights)
@@ -126,7 +128,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         self.seg_loss = SegLoss(config.seg_loss)
         self.selection = GroupSelection(config.grouping) if config.grouping is not None else None
         # proposals depend only on the scene (not on weights): computed once per scene and kept
-        self._scene_groups: OrderedDict[str, tuple[Tensor, Tensor]] = OrderedDict()
+        self._scene_groups = SceneMemo(SCENES_MEMO)
         self.processor = Dense3DProcessor(self.tokenizer, config.max_question_tokens)
 
     @classmethod
@@ -172,45 +174,42 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                 ]
         return features
 
-    def _scene_key(self, scene: SceneBatch, b: int) -> str:
-        """Scene id, point count and coordinate sum: two datasets with the same scene ids never mix."""
-        p0, p1 = int(scene.point_offsets[b]), int(scene.point_offsets[b + 1])
-        return f"{scene.scene_ids[b]}:{p1 - p0}:{float(scene.xyz[p0:p1].double().sum()):.6f}"
+    @staticmethod
+    def _scene_keys(scene: SceneBatch, first: dict[str, int]) -> dict[str, str]:
+        """Scene id -> scene id, point count and coordinate sum: two datasets with the same scene ids
+        never share a cached entry."""
+        po = scene.point_offsets.tolist()
+        return {
+            sid: f"{sid}:{po[b + 1] - po[b]}:{float(scene.xyz[po[b] : po[b + 1]].double().sum()):.6f}"
+            for sid, b in first.items()
+        }
 
     def _groups(self, scene: SceneBatch, first: dict[str, int]) -> list[tuple[Tensor, Tensor]]:
         """Per item: the proposal id of each superpoint (`colour_groups`) and, per superpoint, its
         proposal's descriptors [S, DESCRIPTOR_DIM]; computed once per scene."""
         po, so = scene.point_offsets.tolist(), scene.superpoint_offsets.tolist()
-        per_scene = {}
-        for sid, b in first.items():
-            key = self._scene_key(scene, b)
-            if key not in self._scene_groups:
+
+        def compute(missing: dict[str, int]) -> dict[str, tuple[Tensor, Tensor]]:
+            out = {}
+            for sid, b in missing.items():
                 xyz, rgb = scene.xyz[po[b] : po[b + 1]], scene.rgb[po[b] : po[b + 1]]
                 ids = scene.superpoint_ids[po[b] : po[b + 1]] - so[b]
                 groups = colour_groups(xyz, rgb, ids, so[b + 1] - so[b], self.config.grouping)
                 count = int(groups.max()) + 1
-                described = superpoint_descriptors(xyz, rgb, groups[ids], count)[groups]
-                self._scene_groups[key] = (groups, described)
-            self._scene_groups.move_to_end(key)
-            per_scene[sid] = self._scene_groups[key]
-        while len(self._scene_groups) > 512:
-            self._scene_groups.popitem(last=False)
+                out[sid] = (groups, superpoint_descriptors(xyz, rgb, groups[ids], count)[groups])
+            return out
+
+        per_scene = self._scene_groups.get(self._scene_keys(scene, first), first, compute)
         return [per_scene[sid] for sid in scene.scene_ids]
 
     def _frozen_features(self, scene: SceneBatch, first: dict[str, int]) -> SceneFeatures:
-        """`encode_scene` with a frozen U-Net: each scene's features computed once, then reused. Keyed by
-        scene id, point count and coordinate sum, so two datasets with the same scene ids never mix."""
-        keys = {sid: self._scene_key(scene, b) for sid, b in first.items()}
-        missing = {sid: b for sid, b in first.items() if keys[sid] not in self._frozen_scenes}
-        if missing:
+        """`encode_scene` with a frozen U-Net: each scene's features computed once, then reused."""
+
+        def compute(missing: dict[str, int]) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
             with torch.no_grad():
-                computed = self._scene_features(scene, missing)
-            self._frozen_scenes.update({keys[sid]: value for sid, value in computed.items()})
-        for key in keys.values():
-            self._frozen_scenes.move_to_end(key)
-        per_scene = {sid: self._frozen_scenes[key] for sid, key in keys.items()}
-        while len(self._frozen_scenes) > 512:
-            self._frozen_scenes.popitem(last=False)
+                return self._scene_features(scene, missing)
+
+        per_scene = self._frozen_scenes.get(self._scene_keys(scene, first), first, compute)
         feats, centres, counts = zip(*(per_scene[scene_id] for scene_id in scene.scene_ids))
         return SceneFeatures(list(feats), list(centres), list(counts))
 

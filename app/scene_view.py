@@ -389,6 +389,44 @@ def _coloraxis(colorscale: list[list[object]]) -> dict[str, Any]:
     return {"colorscale": colorscale, "cmin": 0, "cmax": max(len(colorscale) - 1, 1), "showscale": False}
 
 
+def _room_scene(view: SceneView, camera: Any) -> dict[str, Any]:
+    """The 3D scene of a room figure: true proportions, hidden axes fixed to the room, orbit drag."""
+    lo, hi = view.bounds
+    aspect = _aspect(view)
+    axis = {"visible": False, "autorange": False}
+    return {
+        "aspectmode": "manual",
+        "aspectratio": {"x": float(aspect[0]), "y": float(aspect[1]), "z": float(aspect[2])},
+        "xaxis": {**axis, "range": [float(lo[0]), float(hi[0])]},
+        "yaxis": {**axis, "range": [float(lo[1]), float(hi[1])]},
+        "zaxis": {**axis, "range": [float(lo[2]), float(hi[2])]},
+        "camera": camera,
+        "dragmode": "orbit",
+    }
+
+
+def _camera_buttons(presets: dict[str, Any], at_top: bool) -> dict[str, Any]:
+    """The object / top / reset camera buttons, in the figure's top-left or bottom-left corner."""
+    place = (
+        {"y": 1.0, "yanchor": "top", "pad": {"l": 4, "t": 4}} if at_top else {"y": 0.0, "yanchor": "bottom"}
+    )
+    return {
+        "type": "buttons",
+        "direction": "right",
+        "showactive": False,
+        "x": 0.0,
+        "xanchor": "left",
+        **place,
+        "bgcolor": "white",
+        "font": {"size": 11},
+        "buttons": [
+            {"label": name, "method": "relayout", "args": [{"scene.camera": presets[name]}]}
+            for name in ("object", "top", "reset")
+            if name in presets
+        ],
+    }
+
+
 def figure_spec(
     view: SceneView,
     object_id: int | None,
@@ -450,9 +488,6 @@ def figure_spec(
         if box is not None:
             traces.append(_box_trace(box, label))
     presets = cameras(view, framing)
-    lo, hi = view.bounds
-    aspect = _aspect(view)
-    axis = {"visible": False, "autorange": False}
     layout: dict[str, Any] = {
         "title": {"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"} if title else None,
         "height": height,
@@ -462,34 +497,8 @@ def figure_spec(
         "showlegend": layer in ("instances", "semantic"),
         "legend": {"itemsizing": "constant", "font": {"size": 11}, "bgcolor": "rgba(255,255,255,0.7)"},
         "hoverlabel": {"namelength": -1},
-        "scene": {
-            "aspectmode": "manual",
-            "aspectratio": {"x": float(aspect[0]), "y": float(aspect[1]), "z": float(aspect[2])},
-            "xaxis": {**axis, "range": [float(lo[0]), float(hi[0])]},
-            "yaxis": {**axis, "range": [float(lo[1]), float(hi[1])]},
-            "zaxis": {**axis, "range": [float(lo[2]), float(hi[2])]},
-            "camera": presets.get("object", presets["reset"]),
-            "dragmode": "orbit",
-        },
-        "updatemenus": [
-            {
-                "type": "buttons",
-                "direction": "right",
-                "showactive": False,
-                "x": 0.0,
-                "xanchor": "left",
-                "y": 1.0,
-                "yanchor": "top",
-                "pad": {"l": 4, "t": 4},
-                "bgcolor": "white",
-                "font": {"size": 11},
-                "buttons": [
-                    {"label": name, "method": "relayout", "args": [{"scene.camera": presets[name]}]}
-                    for name in ("object", "top", "reset")
-                    if name in presets
-                ],
-            }
-        ],
+        "scene": _room_scene(view, presets.get("object", presets["reset"])),
+        "updatemenus": [_camera_buttons(presets, at_top=True)],
         "paper_bgcolor": "white",
     }
     if meta is not None:
@@ -550,9 +559,6 @@ def room_figure(
 ) -> PlotData:
     """A whole-room 3D figure with the camera buttons (object / top / reset) under it: the layout the
     Ask-the-scene and Failure-analysis views share. `title` is HTML-escaped by the caller."""
-    lo, hi = view.bounds
-    aspect = _aspect(view)
-    axis = {"visible": False, "autorange": False}
     layout = {
         "title": {"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"} if title else None,
         "height": height,
@@ -562,33 +568,8 @@ def room_figure(
         "coloraxis": _coloraxis(colorscale),
         "showlegend": True,
         "legend": {"itemsizing": "constant", "font": {"size": 12}, "bgcolor": "rgba(255,255,255,0.8)"},
-        "scene": {
-            "aspectmode": "manual",
-            "aspectratio": {"x": float(aspect[0]), "y": float(aspect[1]), "z": float(aspect[2])},
-            "xaxis": {**axis, "range": [float(lo[0]), float(hi[0])]},
-            "yaxis": {**axis, "range": [float(lo[1]), float(hi[1])]},
-            "zaxis": {**axis, "range": [float(lo[2]), float(hi[2])]},
-            "camera": camera,
-            "dragmode": "orbit",
-        },
-        "updatemenus": [
-            {
-                "type": "buttons",
-                "direction": "right",
-                "showactive": False,
-                "x": 0.0,
-                "xanchor": "left",
-                "y": 0.0,
-                "yanchor": "bottom",
-                "bgcolor": "white",
-                "font": {"size": 11},
-                "buttons": [
-                    {"label": name, "method": "relayout", "args": [{"scene.camera": presets[name]}]}
-                    for name in ("object", "top", "reset")
-                    if name in presets
-                ],
-            }
-        ],
+        "scene": _room_scene(view, camera),
+        "updatemenus": [_camera_buttons(presets, at_top=False)],
         "paper_bgcolor": "white",
     }
     return PlotData(type="plotly", plot=json.dumps({"data": traces, "layout": layout}, separators=(",", ":")))

@@ -75,6 +75,7 @@ def test_rerun_skips_finished_scenes(finished: Path, synth_root: Path, capsys):
     assert "done earlier" in table and "words/caption" in table
 
 
+@pytest.mark.slow  # default-suite time; run with `pytest -m slow`
 def test_kill_and_resume_gives_the_same_output(finished: Path, synth_root: Path, tmp_path: Path):
     out = tmp_path / "out"
     command = [
@@ -198,6 +199,7 @@ def test_stats(finished: Path, capsys):
     assert "vocabulary" in text and "captions per object" in text and "scenario" in text
 
 
+@pytest.mark.slow  # default-suite time; run with `pytest -m slow`
 def test_workers_give_the_same_output(finished: Path, synth_root: Path, tmp_path: Path):
     out = tmp_path / "out"
     args = ["annotate", "--scans", str(synth_root), "--out", str(out), "--workers", "2", "--no-progress"]

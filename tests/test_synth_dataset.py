@@ -30,6 +30,7 @@ def tree_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow  # default-suite time; run with `pytest -m slow`
 def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     generate_dataset(a, 1, seed=3, config=CONFIG, progress=False)
@@ -45,6 +46,7 @@ def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
     assert not mismatch and not errors
 
 
+@pytest.mark.slow  # default-suite time; run with `pytest -m slow`
 def test_a_crashed_scene_is_rebuilt_and_finished_ones_are_kept(tmp_path: Path) -> None:
     out = tmp_path / "d"
     generate_dataset(out, 1, seed=5, config=CONFIG, progress=False)

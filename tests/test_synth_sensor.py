@@ -191,6 +191,7 @@ def test_room_colour_differs_from_the_exact_render_but_stays_close(room_frames):
     assert 0.03 < max(means) - min(means) < 0.5, "exposure drifts across the trajectory"
 
 
+@pytest.mark.slow  # default-suite time; run with `pytest -m slow`
 def test_annotation_pipeline_still_captions_a_sensor_scene(tmp_path: Path):
     root = tmp_path / "data"
     generate_dataset(root, 1, seed=7, config=SynthConfig(num_frames=40), progress=False)

@@ -26,6 +26,7 @@ from app.scene_view import (
     MARKER_SYMBOL,
     PALETTE_LEVELS,
     SceneView,
+    box_path,
     cameras,
     dim,
     frame_object,
@@ -86,24 +87,11 @@ def _even(indices: np.ndarray, limit: int) -> np.ndarray:
 
 
 def _box_trace(box: list[float], name: str) -> dict[str, Any]:
-    centre, size = np.asarray(box[:3], dtype=np.float64), np.asarray(box[3:6], dtype=np.float64)
-    lo, hi = centre - size / 2, centre + size / 2
-    corners = [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-    edges = [(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 3), (2, 6), (3, 7), (4, 5), (4, 6), (5, 7), (6, 7)]
-    path: list[list[float | None]] = []
-    for a, b in edges:
-        path += [
-            [round(float(v), 3) for v in corners[a]],
-            [round(float(v), 3) for v in corners[b]],
-            [None] * 3,
-        ]
     return {
         "type": "scatter3d",
         "mode": "lines",
         "name": name,
-        "x": [p[0] for p in path],
-        "y": [p[1] for p in path],
-        "z": [p[2] for p in path],
+        **box_path(box),
         "line": {"color": BOX_COLOR, "width": 6},
         "hoverinfo": "name",
     }

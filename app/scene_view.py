@@ -362,22 +362,32 @@ def _escape_template(text: str) -> str:
     return text.replace("%", "%%").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _box_trace(box: np.ndarray, name: str) -> dict[str, Any]:
-    """The wireframe of an axis-aligned box [cx, cy, cz, dx, dy, dz]."""
-    centre, size = np.asarray(box[:3], dtype=np.float32), np.asarray(box[3:6], dtype=np.float32)
+BOX_EDGES = ((0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 3), (2, 6), (3, 7), (4, 5), (4, 6), (5, 7), (6, 7))
+
+
+def box_path(box: Any) -> dict[str, list[float | None]]:
+    """The 12 edges of an axis-aligned box [cx, cy, cz, dx, dy, dz] as one Scatter3d line path (x, y, z;
+    a gap between edges), rounded to the millimetre."""
+    centre, size = np.asarray(box[:3], dtype=np.float64), np.asarray(box[3:6], dtype=np.float64)
     lo, hi = centre - size / 2, centre + size / 2
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-    edges = [(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 3), (2, 6), (3, 7), (4, 5), (4, 6), (5, 7), (6, 7)]
-    rounded = [[round(float(v), 3) for v in corner] for corner in corners]
+    corners = [
+        [round(float(v), 3) for v in (x, y, z)]
+        for x in (lo[0], hi[0])
+        for y in (lo[1], hi[1])
+        for z in (lo[2], hi[2])
+    ]
     path: list[list[float | None]] = []
-    for a, b in edges:
-        path += [rounded[a], rounded[b], [None] * 3]
+    for a, b in BOX_EDGES:
+        path += [corners[a], corners[b], [None] * 3]
+    return {axis: [point[i] for point in path] for i, axis in enumerate("xyz")}
+
+
+def _box_trace(box: np.ndarray, name: str) -> dict[str, Any]:
+    """The object's box in the explorer / review view: orange, no hover, no legend entry."""
     return {
         "type": "scatter3d",
         "mode": "lines",
-        "x": [p[0] for p in path],
-        "y": [p[1] for p in path],
-        "z": [p[2] for p in path],
+        **box_path(box),
         "line": {"color": "rgb(255,110,0)", "width": 5},
         "name": f"{name} (box)",
         "hoverinfo": "skip",

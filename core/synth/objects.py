@@ -251,6 +251,27 @@ def office_chair(rng: np.random.Generator) -> Model:
     return finish("office chair", parts, attributes, surface)
 
 
+def back_and_arms(
+    w: float,
+    d: float,
+    leg_h: float,
+    back: tuple[float, float],
+    arms: tuple[float, float],
+    color: np.ndarray,
+    bevel: float,
+) -> list:
+    """An upholstered seat's back (height, thickness) along its rear edge and two arms (width, height)
+    along its sides, all standing on legs `leg_h` tall: what armchairs and couches share."""
+    (back_h, back_t), (arm_w, arm_h) = back, arms
+    parts = [
+        box((w, back_t, back_h - leg_h), (0, -d / 2 + back_t / 2, leg_h + (back_h - leg_h) / 2), color, bevel)
+    ]
+    for sx in (-1, 1):
+        size = (arm_w, d, arm_h - leg_h)
+        parts.append(box(size, (sx * (w / 2 - arm_w / 2), 0, leg_h + (arm_h - leg_h) / 2), color, bevel))
+    return parts
+
+
 def armchair(rng: np.random.Generator) -> Model:
     """An upholstered armchair: base, seat cushion, back, two arms and short legs."""
     name = pick(rng, FABRIC)
@@ -263,18 +284,7 @@ def armchair(rng: np.random.Generator) -> Model:
     parts = legs(w, d, leg_h, 0.04, leg_color, inset=0.05, round_=True)
     parts.append(box((w, d, seat_h - leg_h - 0.1), (0, 0, leg_h + (seat_h - leg_h - 0.1) / 2), main, 0.03))
     parts.append(box((w - 2 * arm_w, d - back_t, 0.12), (0, back_t / 2, seat_h - 0.06), main, 0.05))
-    parts.append(
-        box((w, back_t, back_h - leg_h), (0, -d / 2 + back_t / 2, leg_h + (back_h - leg_h) / 2), main, 0.05)
-    )
-    for sx in (-1, 1):
-        parts.append(
-            box(
-                (arm_w, d, arm_h - leg_h),
-                (sx * (w / 2 - arm_w / 2), 0, leg_h + (arm_h - leg_h) / 2),
-                main,
-                0.05,
-            )
-        )
+    parts += back_and_arms(w, d, leg_h, (back_h, back_t), (arm_w, arm_h), main, 0.05)
     surface = Surface(seat_h, (-w / 2 + arm_w + 0.02, -d / 2 + back_t, w / 2 - arm_w - 0.02, d / 2 - 0.04))
     return finish("armchair", parts, {"material": pick(rng, ("fabric", "leather"))}, surface)
 
@@ -325,18 +335,7 @@ def couch(rng: np.random.Generator) -> Model:
     for i in range(seats):
         x = -inner / 2 + cushion_w * (i + 0.5)
         parts.append(box((cushion_w - 0.01, d - back_t, 0.12), (x, back_t / 2, seat_h - 0.06), main, 0.05))
-    parts.append(
-        box((w, back_t, back_h - leg_h), (0, -d / 2 + back_t / 2, leg_h + (back_h - leg_h) / 2), main, 0.06)
-    )
-    for sx in (-1, 1):
-        parts.append(
-            box(
-                (arm_w, d, arm_h - leg_h),
-                (sx * (w / 2 - arm_w / 2), 0, leg_h + (arm_h - leg_h) / 2),
-                main,
-                0.06,
-            )
-        )
+    parts += back_and_arms(w, d, leg_h, (back_h, back_t), (arm_w, arm_h), main, 0.06)
     surface = Surface(seat_h, (-inner / 2 + 0.02, -d / 2 + back_t, inner / 2 - 0.02, d / 2 - 0.05))
     attributes = {"material": pick(rng, ("fabric", "fabric", "leather")), "size": f"{seats}-seat"}
     return finish("couch", parts, attributes, surface)

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import mean_pm_std, mean_std, runs_by_arm  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = ("short", "short+dense")
@@ -149,21 +150,15 @@ class _Sample:
         self.kind, self.subset, self.target_ids = row["kind"], row["subset"], row["target_ids"]
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def summary(results: list[dict]) -> dict:
+    """Per arm: the seeds, each group's mIoU mean and sample std over seeds (0 for one seed), the samples."""
     out = {}
-    for arm in ARMS:
-        runs = [r for r in results if r["arm"] == arm]
-        if not runs:
-            continue
+    for arm, runs in runs_by_arm(results, ARMS).items():
         out[arm] = {"seeds": [r["seed"] for r in runs]}
         for group in ("overall", "unique", "multiple"):
             values = [r["metrics"][group]["mIoU"] for r in runs if group in r["metrics"]]
             if values:
-                mean, std = mean_std(values)
+                mean, std = mean_std(values, single=0.0)
                 out[arm][group] = {"mIoU_mean": mean, "mIoU_std": std, "mIoU": values}
         out[arm]["train_samples"] = runs[0]["train_samples"]
     return out
@@ -180,7 +175,7 @@ def format_table(table: dict, steps: int, eval_count: int) -> str:
         cells = []
         for group in ("overall", "unique", "multiple"):
             g = row.get(group)
-            cells.append(f"{100 * g['mIoU_mean']:6.2f} ± {100 * g['mIoU_std']:5.2f}" if g else "-")
+            cells.append(mean_pm_std(g["mIoU_mean"], g["mIoU_std"], 100, widths=(6, 5)) if g else "-")
         kinds = ", ".join(f"{k} {v['samples']}" for k, v in row["train_samples"].items())
         lines.append(
             f"{arm:<12}  {len(row['seeds']):>5}  {cells[0]:>14}  {cells[1]:>14}  {cells[2]:>14}  {kinds}"

@@ -50,6 +50,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import mean_pm_std, mean_std, runs_by_arm  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 ARMS: dict[str, tuple[bool, bool]] = {  # arm -> (use_view_recon, use_bev_recon)
     "baseline": (False, False),
@@ -295,17 +297,10 @@ def one_run(args: argparse.Namespace, base: dict, arm: str, seed: int, scenes: l
     return result
 
 
-def mean_std(values: list[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (None for a single seed)."""
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
-
-
 def summary(results: list[dict], arms: list[str]) -> dict:
+    """Per arm: the seeds, n, and each column's mean and sample std over seeds (std None for one seed)."""
     out: dict[str, dict] = {}
-    for arm in arms:
-        runs = [r for r in results if r["arm"] == arm]
-        if not runs:
-            continue
+    for arm, runs in runs_by_arm(results, arms).items():
         row: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "n": len(runs)}
         for column in COLUMNS:
             values = [r["values"][column] for r in runs]
@@ -323,9 +318,7 @@ def format_table(table: dict) -> str:
     for arm, row in table.items():
         cells = [arm, str(row["n"])]
         for column in COLUMNS:
-            k = scale.get(column, 1.0)
-            mean, std = row[column]["mean"] * k, row[column]["std"]
-            cells.append(f"{mean:.2f} ± {std * k:.2f}" if std is not None else f"{mean:.2f} ± –")
+            cells.append(mean_pm_std(row[column]["mean"], row[column]["std"], scale.get(column, 1.0)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -3,9 +3,14 @@
 32 px frames in 8 px patches (a 4x4 grid pooled 2x2 to 2x2 tokens per frame), a one-layer 32-wide LLM,
 one-block denoisers on the 2x2 view grid and a 4x4 BEV grid, targets from the shipped VAE (8x: 32 px
 views -> 4x4 latents -> 2x2 tokens; 64 px BEV -> 8x8 latents -> 4x4 tokens). Seconds per step on a CPU.
+
+`PRESET` is the tiny `train ross3d` preset file (model, data, train) the command tests share: 28 px frames
+in 7 px patches, 2 frames; seconds per run on one thread. A test that needs a variant overrides it on a copy.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -19,7 +24,8 @@ from core.models.ross3d.vae import to_unit_range
 from core.scene.render import MeshRenderer
 
 
-def _denoiser(grid: list[int]) -> dict:
+def denoiser(grid: list[int], **changes) -> dict:
+    """A one-block 32-wide denoiser on `grid` (over the shipped VAE's 32-channel latent patches)."""
     return {
         "in_channels": 32,
         "grid": grid,
@@ -29,6 +35,7 @@ def _denoiser(grid: list[int]) -> dict:
         "heads": 2,
         "pool_heads": 2,
         "frequency_dim": 32,
+        **changes,
     }
 
 
@@ -40,10 +47,37 @@ TINY = {
         "mask_token": True,
         "num_frames": 8,
     },
-    "recon": {"view": _denoiser([2, 2]), "bev": _denoiser([4, 4]), "view_repeats": 2},
+    "recon": {"view": denoiser([2, 2]), "bev": denoiser([4, 4]), "view_repeats": 2},
     "targets": {"view_grid": [2, 2], "view_size": 32, "bev_size": 64, "bev_grid": [4, 4]},
     "grounding": {"dim": 32},
     "max_new_tokens": 8,
+}
+
+PRESET = {
+    "model": {
+        "llm": copy.deepcopy(TINY["llm"]),
+        "image": {
+            "vision": {"image_size": 28, "patch_size": 7, "hidden": 16, "layers": 1, "heads": 2, "pool": 2},
+            "out_dim": 32,
+            "num_frames": 2,
+            "mask_token": True,
+        },
+        "recon": {"view": denoiser([2, 2]), "bev": denoiser([4, 4])},
+        "targets": copy.deepcopy(TINY["targets"]),
+        "grounding": {"dim": 32, "box_rule": "centre"},
+        "view_every": 2,
+        "max_new_tokens": 4,
+    },
+    "data": {"split": "train", "max_per_task": 3},
+    "train": {
+        "steps": 4,
+        "batch_size": 2,
+        "lr": 0.001,
+        "warmup_steps": 1,
+        "checkpoint_every": 2,
+        "log_every": 1,
+        "lr_multipliers": {"reconstruction.": 10.0},
+    },
 }
 
 

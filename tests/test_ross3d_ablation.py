@@ -5,6 +5,7 @@ then a rerun that must start no training and rewrite no result, and one clear er
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import math
@@ -12,31 +13,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ross3d_tiny import PRESET
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DEN = {"in_channels": 32, "cond_dim": 32, "width": 32, "depth": 1, "heads": 2, "pool_heads": 2,
-       "frequency_dim": 32}  # fmt: skip
-TINY = {  # the tiny Ross3D of tests/test_ross3d_commands.py: seconds per run on one thread
-    "model": {
-        "llm": {"hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1, "intermediate": 64},
-        "image": {
-            "vision": {"image_size": 28, "patch_size": 7, "hidden": 16, "layers": 1, "heads": 2, "pool": 2},
-            "out_dim": 32,
-            "num_frames": 2,
-            "mask_token": True,
-        },
-        "recon": {"view": {**DEN, "grid": [2, 2]}, "bev": {**DEN, "grid": [4, 4]}},
-        "targets": {"view_grid": [2, 2], "view_size": 32, "bev_size": 64, "bev_grid": [4, 4]},
-        "grounding": {"dim": 32},
-        "view_every": 2,
-        "max_new_tokens": 4,
-    },
-    "data": {"split": "train", "tasks": ["scanqa", "sqa3d", "scanrefer"], "max_per_task": 2},
-    "train": {"steps": 50, "batch_size": 2, "lr": 0.001, "warmup_steps": 10, "checkpoint_every": 50,
-              "log_every": 1},
-}  # fmt: skip
+# the command tests' tiny preset on the three scored benchmarks (2 questions each), with the default box
+# rule and one learning rate for every parameter; `--steps` sets the schedule
+TINY = copy.deepcopy(PRESET)
+TINY["model"]["grounding"].pop("box_rule")
+TINY["data"] = {"split": "train", "tasks": ["scanqa", "sqa3d", "scanrefer"], "max_per_task": 2}
+TINY["train"].pop("lr_multipliers")
 
 
 def _script():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from ross3d_tiny import PRESET, denoiser
 from safetensors.torch import load_file
 
 from core.__main__ import main
@@ -24,45 +25,8 @@ from core.train.cli import available_presets, load_preset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DEN = {
-    "in_channels": 32,
-    "cond_dim": 32,
-    "width": 32,
-    "depth": 1,
-    "heads": 2,
-    "pool_heads": 2,
-    "frequency_dim": 32,
-}
-TINY = {
-    "model": {
-        "llm": {"hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1, "intermediate": 64},
-        "image": {
-            "vision": {"image_size": 28, "patch_size": 7, "hidden": 16, "layers": 1, "heads": 2, "pool": 2},
-            "out_dim": 32,
-            "num_frames": 2,
-            "mask_token": True,
-        },
-        "recon": {"view": {**DEN, "grid": [2, 2]}, "bev": {**DEN, "grid": [4, 4]}},
-        "targets": {"view_grid": [2, 2], "view_size": 32, "bev_size": 64, "bev_grid": [4, 4]},
-        "grounding": {"dim": 32, "box_rule": "centre"},
-        "view_every": 2,
-        "max_new_tokens": 4,
-    },
-    "data": {"split": "train", "max_per_task": 3},
-    "train": {
-        "steps": 4,
-        "batch_size": 2,
-        "lr": 0.001,
-        "warmup_steps": 1,
-        "checkpoint_every": 2,
-        "log_every": 1,
-        "lr_multipliers": {"reconstruction.": 10.0},
-    },
-}
-
-
 def _preset(tmp_path: Path, name: str, change=None) -> Path:
-    preset = copy.deepcopy(TINY)
+    preset = copy.deepcopy(PRESET)
     if change:
         change(preset)
     path = tmp_path / f"{name}.json"
@@ -329,8 +293,8 @@ CLUSTER_SHRINK = {
     ("model", "image", "out_dim"): 64,
     ("model", "image", "num_frames"): 2,
     ("model", "vae_path"): None,  # the shipped VAE (8 latent channels: in_channels 32)
-    ("model", "recon", "view"): {**DEN, "cond_dim": 64, "grid": [2, 2]},
-    ("model", "recon", "bev"): {**DEN, "cond_dim": 64, "grid": [4, 4]},
+    ("model", "recon", "view"): denoiser([2, 2], cond_dim=64),
+    ("model", "recon", "bev"): denoiser([4, 4], cond_dim=64),
     ("model", "targets"): {"view_grid": [2, 2], "view_size": 32, "bev_size": 64, "bev_grid": [4, 4]},
     ("model", "grounding", "dim"): 32,
     ("model", "max_new_tokens"): 4,

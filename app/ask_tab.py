@@ -20,6 +20,7 @@ import numpy as np
 from gradio.components.plot import PlotData
 
 from app.context import AppContext
+from app.live_plot import live_plot_block, live_plot_html
 from app.review_tab import TabLoad, acting_user
 from app.scene_view import (
     CUT_AWAY_LABELS,
@@ -47,6 +48,7 @@ from core.serve.ask import (
 MASK_COLOR = "rgb(0,150,255)"  # Dense3D's mask points
 BOX_COLOR = "rgb(255,110,0)"  # the chosen candidate's box
 BACKGROUND_POINTS = 15_000
+ASK_PLOT = "ask-3d"  # the live 3D view's block
 MASK_POINTS = 8000  # mask points drawn at most (evenly subsampled; the trace name keeps the count)
 TOP_K = 5
 BEST_FRAMES = 3
@@ -74,7 +76,11 @@ class ReconPanels:
 
 
 def values(panels: AskPanels | ReconPanels) -> tuple[Any, ...]:
-    return tuple(getattr(panels, f.name) for f in fields(panels))
+    """The components' values; the 3D figure goes to its live plot (`app.live_plot`)."""
+    out = [getattr(panels, f.name) for f in fields(panels)]
+    if isinstance(panels, AskPanels) and not isinstance(panels.plot, type(gr.skip())):
+        out[0] = live_plot_html(ASK_PLOT, panels.plot, "pick a scene")
+    return tuple(out)
 
 
 # the 3D view ---------------------------------------------------------------------------------------------
@@ -272,7 +278,7 @@ def build_ask_tab(ctx: AppContext) -> TabLoad:
     ask: dict[str, Any] = {}
     with gr.Row():
         with gr.Column(scale=3):
-            ask["plot"] = gr.Plot(label="Dense3D's mask and the chosen object", elem_id="ask-3d")
+            ask["plot"] = live_plot_block(ASK_PLOT, "Dense3D's mask and the chosen object")
         with gr.Column(scale=2):
             ask["candidates"] = gr.Radio([], label="Ross3D's candidates (pick one)", elem_id="ask-candidates")
             ask["timing"] = gr.HTML(elem_id="ask-timing")

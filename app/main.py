@@ -16,10 +16,12 @@ from app.dashboard_tab import build_dashboard_tab
 from app.explorer_tab import build_explorer_tab
 from app.failure_tab import build_failure_tab
 from app.guard import HostGuard, HostPolicy
+from app.live_plot import LIVE_PLOT_JS
 from app.review_tab import build_review_tab
 from app.text import CSS
 
-# Hotkeys and the one-item-on-screen guard of the review workspace, passed to `launch(head=...)`.
+# Hotkeys and the one-item-on-screen guard of the review workspace, passed to `launch(head=...)`, with the
+# drawing of the live 3D views (`app.live_plot`).
 # Keys act only while the review tab is visible and the focus is not in a text field (Ctrl+Enter and Esc
 # also work inside the editor). The decision controls (buttons and keys) act only when every panel of
 # the review tab (`data-review-panel`) carries the header's item id, the 3D view has drawn that item
@@ -33,7 +35,7 @@ body.review-loading #review-decide button, body.review-loading #btn-theirs, body
 .review-panel.stale { opacity: 0; }
 #review-plot { position: relative; min-height: 480px; }
 #review-plot.stale #review-3d { opacity: 0; }
-#plotly-loader { position: absolute; height: 0; overflow: hidden; visibility: hidden; }
+#plotly-loader, .plotly-loader { position: absolute; height: 0; overflow: hidden; visibility: hidden; }
 #review-plot.stale::after { content: "loading the 3D view of item " attr(data-wait) "…"; position: absolute;
   left: 0; right: 0; top: 45%; text-align: center; color: #555; font-size: 15px; }
 #review-loading { display: none; position: fixed; top: 8px; right: 12px; z-index: 1000; padding: 4px 10px;
@@ -140,11 +142,12 @@ body.review-loading #review-loading { display: block; }
     if (plot) { plot.classList.toggle("stale", plotStale(h)); plot.dataset.wait = id; }
     document.body.classList.toggle("review-loading", !ready());
   };
+/*LIVE_PLOT_JS*/
   let scheduled = false;
   const update = () => {
     if (scheduled) return;
     scheduled = true;
-    requestAnimationFrame(() => { scheduled = false; draw(); paint(); });
+    requestAnimationFrame(() => { scheduled = false; draw(); drawLivePlots(); paint(); });
   };
   new MutationObserver(update).observe(document.documentElement, {childList: true, subtree: true});
   setInterval(update, 100);
@@ -221,7 +224,7 @@ body.review-loading #review-loading { display: block; }
   });
 })();
 </script>
-"""
+""".replace("/*LIVE_PLOT_JS*/", LIVE_PLOT_JS)
 
 
 def build_app(ctx: AppContext, export_dir: Path | None = None) -> gr.Blocks:

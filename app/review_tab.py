@@ -21,7 +21,6 @@ from html import escape
 from typing import Any
 
 import gradio as gr
-from gradio.components.plot import PlotData
 
 from app import text as html
 from app import workflow
@@ -29,6 +28,7 @@ from app.access import AccessDenied, resolve_user
 from app.context import AppContext, object_id_of
 from app.failure_view import failures_html
 from app.item_media import ItemMedia, MediaCache
+from app.live_plot import PLOTLY_LOADER
 from core.annotate.document import ObjectEntry
 from review import Action, Edit, QueueFilter, RejectReason
 from review.stats import done_today, queue_by_status, user_acceptance_rate
@@ -48,7 +48,6 @@ class TabLoad:
 
 
 SKIP: Any = gr.skip()  # "leave this component as it is"
-PLOTLY_LOADER = PlotData(type="plotly", plot='{"data": [], "layout": {"height": 10}}')
 
 
 @dataclass
@@ -290,9 +289,7 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
         )
     undo_inputs = [shown_state, on_screen, *filter_inputs]
     undo_btn.click(on_undo, undo_inputs, outputs, api_name="review_undo", **marked(undo_inputs))
-    refresh_btn.click(
-        on_load, filter_inputs, outputs, api_name="review_next", show_progress="hidden"
-    )
+    refresh_btn.click(on_load, filter_inputs, outputs, api_name="review_next", show_progress="hidden")
     editor.input(
         on_draft,
         [shown_state, editor, answer],

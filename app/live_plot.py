@@ -1,0 +1,73 @@
+"""3D views that keep one Plotly plot for the whole session, drawn by the page's script.
+
+Gradio's plot component mounts a new Plotly plot (a new WebGL context) for every figure it receives, and
+lets the old one draw it too before it goes: in the software WebGL of a machine without a GPU that is
+most of a second per answer. A live plot is instead an HTML panel carrying the figure's JSON; the script
+below draws it with `Plotly.react` into one plot that lives in the panel's block, so a new figure only
+replaces the traces (and the camera stays where the user left it, per `layout.uirevision`). The review
+workspace's 3D view works the same way (`app.item_media.plot_html`, `app.main.HOTKEYS_JS`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from html import escape
+
+import gradio as gr
+from gradio.components.plot import PlotData
+
+# an empty figure: a hidden gr.Plot holding it makes Gradio load plotly.js into the page for the script
+PLOTLY_LOADER = PlotData(type="plotly", plot='{"data": [], "layout": {"height": 10}}')
+
+
+def live_plot_html(block_id: str, figure: PlotData | None, note: str = "") -> str:
+    """The panel of a live plot in the block `block_id` (a `gr.HTML` elem_id): the figure as JSON and a
+    fresh `data-figure` name (the script draws each name once); without a figure, `note` instead."""
+    opening = f'<div class="live-plot" data-block="{escape(block_id)}"'
+    if figure is None:
+        return f'{opening} data-figure=""><p>{escape(note)}</p></div>'
+    return (
+        f'{opening} data-figure="{uuid.uuid4().hex[:12]}">'
+        f'<div hidden class="figure-json" data-json="{escape(figure.plot)}"></div></div>'
+    )
+
+
+def live_plot_block(block_id: str, label: str) -> gr.HTML:
+    """The `gr.HTML` a live plot is shown in, with a hidden plot that loads plotly.js beside it."""
+    block = gr.HTML(
+        live_plot_html(block_id, None),
+        label=label,
+        show_label=True,
+        elem_id=block_id,
+        elem_classes=["live-plot-block"],
+    )
+    gr.Plot(value=PLOTLY_LOADER, show_label=False, container=False, elem_classes=["plotly-loader"])
+    return block
+
+
+# Part of the page's script (`app.main`): for every live-plot panel, draw its figure into the one plot of
+# its block (created on first use, after the panel), once per `data-figure` name; a panel without a
+# figure empties and hides the plot. Runs on every page change (MutationObserver) and every 100 ms.
+LIVE_PLOT_JS = """
+  const drawLivePlots = () => {
+    if (!window.Plotly) return;
+    for (const panel of document.querySelectorAll(".live-plot[data-block]")) {
+      const block = document.getElementById(panel.dataset.block);
+      if (!block || !block.contains(panel)) continue;
+      let div = block.querySelector(":scope .live-plot-view");
+      if (!div) {
+        div = document.createElement("div");
+        div.className = "live-plot-view";
+        block.appendChild(div);
+      }
+      const figure = panel.dataset.figure || "";
+      if (div.__figure === figure) continue;
+      div.__figure = figure;
+      const source = panel.querySelector(".figure-json");
+      if (!source) { window.Plotly.purge(div); div.style.display = "none"; continue; }
+      div.style.display = "";
+      const spec = JSON.parse(source.dataset.json);
+      window.Plotly.react(div, spec.data, spec.layout, {responsive: true, displaylogo: false});
+    }
+  };
+"""

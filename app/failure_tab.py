@@ -35,6 +35,7 @@ from app.failure_run import (
     task_choices,
 )
 from app.failure_view import detail_html, outcome_figure
+from app.live_plot import live_plot_block, live_plot_html
 from app.review_tab import TabLoad, acting_user
 from app.scene_view import SceneView
 from core.data.errors import DataError
@@ -55,6 +56,7 @@ BREAKDOWNS = ("class", "group", "size", "visible", "words", "distractors")
 FILTERS = ("category", "group", "size", "visible", "words", "distractors")
 PLOT_HEIGHT = 280
 CACHED_REPORTS = 4
+SAMPLE_PLOT = "failure-3d"  # the live 3D view's block
 
 # the key the page shows, read when "send to review" is pressed (see the module docstring)
 ON_SCREEN_JS = """(...args) => {
@@ -193,8 +195,12 @@ class SamplePanels:
 
 
 def values(panels: TablePanels | SamplePanels) -> tuple[Any, ...]:
-    """The panels in field order (not `dataclasses.astuple`, which would deep-copy every figure)."""
-    return tuple(getattr(panels, f.name) for f in fields(panels))
+    """The panels in field order (not `dataclasses.astuple`, which would deep-copy every figure); the
+    sample's 3D figure goes to its live plot (`app.live_plot`)."""
+    out = {f.name: getattr(panels, f.name) for f in fields(panels)}
+    if isinstance(panels, SamplePanels) and not isinstance(panels.plot3d, type(gr.skip())):
+        out["plot3d"] = live_plot_html(SAMPLE_PLOT, panels.plot3d, "click a sample in the table")
+    return tuple(out.values())
 
 
 def breakdown_figure(table: SampleTable, metric: str, by: str, chosen: SampleFilter) -> go.Figure:
@@ -324,7 +330,7 @@ def build_failure_tab(ctx: AppContext) -> TabLoad:
             send_btn = gr.Button("Send to review", variant="primary", elem_id="failure-send")
             sample_components["sent"] = gr.HTML(elem_id="failure-sent")
         with gr.Column(scale=3):
-            sample_components["plot3d"] = gr.Plot(label="prediction vs truth", elem_id="failure-3d")
+            sample_components["plot3d"] = live_plot_block(SAMPLE_PLOT, "prediction vs truth")
     sample_components["shown"] = gr.State(None)
     opened = gr.State(None)  # the report this page shows (opening the tab again keeps it as it is)
     on_screen = gr.Textbox(visible=False, elem_id="failure-on-screen")

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _browser_or_skip, free_port
+from app_server import free_port, serve_app
+from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _browser_or_skip
 from test_app_data import annotated_demo, fresh_db
 
 import app as app_package
@@ -23,7 +24,6 @@ from app.admin_tab import default_export_dir, export_summary, write_export
 from app.context import AppContext
 from app.dashboard_tab import annotator_figure, dataset_figures, words_figure
 from app.demo import DEMO_PASSWORD
-from app.main import build_app, launch
 from core.data.densescan import DenseScanRecord
 from review import QueueFilter, ReviewService, ReviewStatus
 from review.stats import DecisionRow, votes_by_action
@@ -48,15 +48,9 @@ def served(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     service.add_user("rita", DEMO_PASSWORD, "reviewer")
     ctx = AppContext(service, synth_root, demo_root / "densescan", auth=True)
     export_dir = work / "exports"
-    demo = build_app(ctx, export_dir=export_dir)
-    port = free_port()
-    launch(demo, ctx, "127.0.0.1", port, block=False)
     records = json.loads((demo_root / "densescan" / "densescan.json").read_text())
-    try:
-        yield Served(f"http://127.0.0.1:{port}/", service, export_dir, records)
-    finally:
-        demo.close()
-        service.close()
+    with serve_app(ctx, export_dir) as url:
+        yield Served(url, service, export_dir, records)
 
 
 def _approve_some(service: ReviewService, user: str, n: int) -> None:

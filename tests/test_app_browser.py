@@ -7,17 +7,16 @@ Browser tests are marked `browser`; they skip (with the reason) when Playwright 
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from app_server import serve_app
 from test_app_data import annotated_demo, fresh_db
 
 from app.context import AppContext
 from app.demo import DEMO_PASSWORD
-from app.main import build_app, launch
 from review import ReviewService
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,12 +30,6 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 XSS = ' <script>window.__xss = 1</script><img src="x" onerror="window.__xss = 2">'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -59,14 +52,8 @@ def served(sensor_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     demo_root = annotated_demo(sensor_root, tmp_path_factory.mktemp("app"))
     service = ReviewService(fresh_db(demo_root, work / "review.db", edit=_inject_markup))
     ctx = AppContext(service, sensor_root, demo_root / "densescan", auth=True)
-    demo = build_app(ctx, export_dir=work / "export")
-    port = free_port()
-    launch(demo, ctx, "127.0.0.1", port, block=False)
-    try:
-        yield Served(f"http://127.0.0.1:{port}/", service)
-    finally:
-        demo.close()
-        service.close()
+    with serve_app(ctx, work / "export") as url:
+        yield Served(url, service)
 
 
 # roles over HTTP (no browser needed) ---------------------------------------------------------------------

@@ -222,7 +222,7 @@ def _wait_served(server: Server, timeout: float = 300) -> None:
 def two_servers(
     synth_root: Path, schema_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[Server]]:
-    from test_app_browser import free_port
+    from app_server import free_port
     from test_app_data import annotated_demo
 
     from review import ReviewService

@@ -15,17 +15,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from test_app_browser import free_port
+from app_server import serve_app
 from test_app_data import annotated_demo, fresh_db
 
 from app.access import LoginRefused, LoginThrottle
 from app.context import AppContext, UnsafePath, contained_file
 from app.demo import DEMO_PASSWORD
 from app.guard import HostPolicy
-from app.main import build_app, launch
 from review import ReviewService
 
 
@@ -109,7 +109,13 @@ def test_host_policy_on_loopback() -> None:
     for host in ["evil.example:7860", "127.0.0.1:7861", "localhost", "", "127.0.0.1:x", "a b:7860"]:
         assert not policy.allows_host(host, 7860), host
     assert policy.allows_origin("http://localhost:7860", 7860)
-    for origin in ["http://evil.example:7860", "null", "http://127.0.0.1:8080", "file://", "ftp://localhost:7860"]:
+    for origin in [
+        "http://evil.example:7860",
+        "null",
+        "http://127.0.0.1:8080",
+        "file://",
+        "ftp://localhost:7860",
+    ]:
         assert not policy.allows_origin(origin, 7860), origin
 
 
@@ -221,14 +227,8 @@ def open_server(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     from app.access import ensure_local_user
 
     ensure_local_user(service, "local")
-    demo = build_app(ctx, export_dir=work / "export")
-    port = free_port()
-    launch(demo, ctx, "127.0.0.1", port, block=False)
-    try:
-        yield Served(f"http://127.0.0.1:{port}/", port, service, work)
-    finally:
-        demo.close()
-        service.close()
+    with serve_app(ctx, work / "export") as url:
+        yield Served(url, urlsplit(url).port, service, work)
 
 
 def _call(url: str, api: str, data: list, **kwargs) -> httpx.Response:
@@ -255,15 +255,27 @@ def test_foreign_host_is_refused(open_server: Served) -> None:
 
 def test_dns_rebinding_page_cannot_add_an_admin(open_server: Served) -> None:
     url, port = open_server.url, open_server.port
-    rebound = _call(url, "admin_add_user", ["mallory", "a-long-password-9", "admin"],
-                    headers={"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"})
+    rebound = _call(
+        url,
+        "admin_add_user",
+        ["mallory", "a-long-password-9", "admin"],
+        headers={"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"},
+    )
     assert rebound.status_code == 403
-    cross_site = _call(url, "admin_add_user", ["mallory", "a-long-password-9", "admin"],
-                       headers={"Origin": "http://evil.example"})
+    cross_site = _call(
+        url,
+        "admin_add_user",
+        ["mallory", "a-long-password-9", "admin"],
+        headers={"Origin": "http://evil.example"},
+    )
     assert cross_site.status_code == 403 and "cross-site" in cross_site.text
     assert "mallory" not in {u.username for u in open_server.service.list_users()}
-    same_origin = _call(url, "admin_add_user", ["carol", "a-long-password-8", "annotator"],
-                        headers={"Origin": f"http://127.0.0.1:{port}"})
+    same_origin = _call(
+        url,
+        "admin_add_user",
+        ["carol", "a-long-password-8", "annotator"],
+        headers={"Origin": f"http://127.0.0.1:{port}"},
+    )
     assert same_origin.status_code == 200 and "added" in same_origin.text
     assert "carol" in {u.username for u in open_server.service.list_users()}
 
@@ -276,14 +288,8 @@ def auth_server(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     annotations, object_id = _tampered_annotations(demo_root, work)
     service = ReviewService(fresh_db(demo_root, work / "review.db"))
     ctx = AppContext(service, synth_root, annotations, auth=True)
-    demo = build_app(ctx, export_dir=work / "export")
-    port = free_port()
-    launch(demo, ctx, "127.0.0.1", port, block=False, throttle=LoginThrottle(max_address_failures=1000))
-    try:
-        yield Served(f"http://127.0.0.1:{port}/", port, service, work, object_id)
-    finally:
-        demo.close()
-        service.close()
+    with serve_app(ctx, work / "export", throttle=LoginThrottle(max_address_failures=1000)) as url:
+        yield Served(url, urlsplit(url).port, service, work, object_id)
 
 
 def _login(served: Served, user: str, password: str) -> httpx.Response:
@@ -292,8 +298,9 @@ def _login(served: Served, user: str, password: str) -> httpx.Response:
 
 def test_tampered_crop_is_neither_listed_nor_served(auth_server: Served) -> None:
     cookies = _login(auth_server, "annotator", DEMO_PASSWORD).cookies
-    result = _call(auth_server.url, "explore_object", ["scene0000_00", "rgb", auth_server.object_id],
-                   cookies=cookies)
+    result = _call(
+        auth_server.url, "explore_object", ["scene0000_00", "rgb", auth_server.object_id], cookies=cookies
+    )
     assert result.status_code == 200 and "event: complete" in result.text, result.text[-500:]
     data = json.loads(result.text.split("event: complete\ndata:", 1)[1].strip().splitlines()[0])
     panel, gallery = data[2], data[3]
@@ -320,9 +327,17 @@ def test_logins_are_throttled_end_to_end(auth_server: Served) -> None:
 
 def test_uploads_have_a_size_limit(auth_server: Served) -> None:
     cookies = _login(auth_server, "annotator", DEMO_PASSWORD).cookies
-    small = httpx.post(auth_server.url + "gradio_api/upload", files={"files": ("a.txt", b"hello")},
-                       cookies=cookies, timeout=30)
+    small = httpx.post(
+        auth_server.url + "gradio_api/upload",
+        files={"files": ("a.txt", b"hello")},
+        cookies=cookies,
+        timeout=30,
+    )
     assert small.status_code == 200
-    big = httpx.post(auth_server.url + "gradio_api/upload", files={"files": ("b.bin", b"\0" * (21 << 20))},
-                     cookies=cookies, timeout=60)
+    big = httpx.post(
+        auth_server.url + "gradio_api/upload",
+        files={"files": ("b.bin", b"\0" * (21 << 20))},
+        cookies=cookies,
+        timeout=60,
+    )
     assert big.status_code == 413

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Served, _browser_or_skip, free_port
+from app_server import serve_app
+from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Served, _browser_or_skip
 from test_ask_scene import build_checkpoints
 
 from app.access import ensure_local_user
 from app.ask_tab import MASK_COLOR, MASK_POINTS
 from app.context import AppContext
-from app.main import build_app, launch
 from core.serve.ask import SceneModels
 from review import ReviewService
 
@@ -28,14 +28,8 @@ def served(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     ensure_local_user(service, "local")
     models = SceneModels(synth_root, checkpoints["dense3d"], checkpoints["ross3d"], threads=1)
     ctx = AppContext(service, synth_root, None, auth=False, local_user="local", models=models)
-    demo = build_app(ctx, export_dir=work / "export")
-    port = free_port()
-    launch(demo, ctx, "127.0.0.1", port, block=False)
-    try:
-        yield Served(f"http://127.0.0.1:{port}/", service), {**checkpoints, "models": models}
-    finally:
-        demo.close()
-        service.close()
+    with serve_app(ctx, work / "export") as url:
+        yield Served(url, service), {**checkpoints, "models": models}
 
 
 # the drawn figure as Plotly holds it: per trace its name, marker colour, mode and point count

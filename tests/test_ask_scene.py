@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from dense3d_tiny import TINY as DENSE3D_TINY
+from dense3d_trained import train_tiny_dense3d
 from ross3d_tiny import tiny_config
 
 from app.ask_tab import (
@@ -30,13 +30,10 @@ from app.context import AppContext
 from core.annotate.config import AnnotateConfig
 from core.annotate.images import downscale, highlighted_frame, load_color, mask_bbox
 from core.annotate.views import select_views
-from core.data.datasets import RefSegDataset, SceneCache, SceneCacheConfig, load_samples
 from core.data.datasets.refseg import RefSegSample
 from core.data.datasets.ross3d_samples import task_records
 from core.eval.predict_dense3d import Dense3DPredictor
 from core.eval.predict_ross3d import Ross3DPredictor
-from core.models.common.pretrained import config_from_dict
-from core.models.dense3d.configuration_dense3d import Dense3DConfig
 from core.models.dense3d.modeling_dense3d import Dense3DModel
 from core.models.ross3d.modeling_ross3d import Ross3DModel
 from core.models.ross3d.reconstruct_cli import reconstruct_scene
@@ -45,7 +42,6 @@ from core.scene.render import MeshRenderer
 from core.scene.scannet import load_scene
 from core.scene.visibility import instance_visibility
 from core.serve.ask import VIEW_SIDE, SceneModels
-from core.train import dense3d as dense3d_task
 from review import ReviewService
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -54,21 +50,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def build_checkpoints(root: Path, out: Path) -> dict[str, Path]:
     """A tiny Dense3D trained until it answers "It is [SEG]." (a non-empty mask) on two training queries,
     and a tiny Ross3D (untrained: its probabilities and answers are still real model outputs)."""
-    torch.manual_seed(0)
-    model = Dense3DModel(config_from_dict(Dense3DConfig, DENSE3D_TINY))
-    samples = [s for s in load_samples(root, "train") if s.target_ids][:2]
-    cache = SceneCache(root, out / "cache", SceneCacheConfig(voxel_size=DENSE3D_TINY["voxel_size"]))
-    items = dense3d_task.FramesDataset(RefSegDataset(samples, cache), model, root)
-    inputs = dense3d_task.collate_with_frames([items[i] for i in range(len(samples))])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(40):
-        loss = model(inputs)
-        loss["loss"].backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        if loss["loss_lm"] < 0.02:
-            break
+    model, samples = train_tiny_dense3d(root, out / "cache")
     torch.manual_seed(0)
     return {
         "dense3d": model.save_pretrained(out / "dense3d"),

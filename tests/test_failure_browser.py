@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Served, _browser_or_skip, free_port
+from app_server import serve_app
+from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Served, _browser_or_skip
 from test_failure_analysis import build_reports
 
 from app.access import ensure_local_user
 from app.context import AppContext
 from app.failure_view import KIND_COLORS, KIND_NAMES
-from app.main import build_app, launch
 from core.eval.failures import select
 from core.eval.outcomes import sample_outcome
 from core.eval.samples import load_report
@@ -42,14 +42,8 @@ def served(report: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     service = ReviewService(f"sqlite:///{work / 'review.db'}")
     ensure_local_user(service, "local")
     ctx = AppContext(service, report.parent.parent, None, auth=False, local_user="local")
-    demo = build_app(ctx, export_dir=work / "export")
-    port = free_port()
-    launch(demo, ctx, "127.0.0.1", port, block=False)
-    try:
-        yield Served(f"http://127.0.0.1:{port}/", service)
-    finally:
-        demo.close()
-        service.close()
+    with serve_app(ctx, work / "export") as url:
+        yield Served(url, service)
 
 
 PLOT_TRACES_JS = """(key) => {

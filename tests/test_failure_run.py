@@ -15,14 +15,14 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Served, _browser_or_skip, free_port
+from app_server import serve_app
+from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Served, _browser_or_skip
 from test_ask_scene import build_checkpoints
 
 from app.access import ensure_local_user
 from app.context import AppContext
 from app.failure_run import checkpoint_choices, run_from_app, runs_folder, task_choices
 from app.failure_tab import report_choices, report_roots
-from app.main import build_app, launch
 from core.__main__ import main as core_main
 from core.data.datasets.refseg import read_split
 from core.data.errors import DataError
@@ -173,14 +173,8 @@ def served(
 ) -> Iterator[tuple[Served, AppContext]]:
     work = tmp_path_factory.mktemp("run-served")
     ctx = make_ctx(data, checkpoints, work / "review.db")
-    demo = build_app(ctx, export_dir=work / "export")
-    port = free_port()
-    launch(demo, ctx, "127.0.0.1", port, block=False)
-    try:
-        yield Served(f"http://127.0.0.1:{port}/", ctx.service), ctx
-    finally:
-        demo.close()
-        ctx.service.close()
+    with serve_app(ctx, work / "export") as url:
+        yield Served(url, ctx.service), ctx
 
 
 @pytest.mark.browser

@@ -13,18 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dense3d_tiny import TINY
+from dense3d_trained import train_tiny_dense3d
 
 from core.__main__ import main
-from core.data.datasets import RefSegDataset, SceneCache, SceneCacheConfig, load_samples
 from core.data.predictions import read_box_sets, read_boxes, read_vertex_sets
 from core.eval.predict_dense3d import component_boxes, mask_components, points_box
-from core.models.common.pretrained import config_from_dict
-from core.models.dense3d.configuration_dense3d import Dense3DConfig
-from core.models.dense3d.modeling_dense3d import Dense3DModel
 from core.scene.geometry import box_iou_matrix
 from core.scene.scannet import load_scene
-from core.train import dense3d as task
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,21 +31,7 @@ def checkpoint(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """A tiny Dense3D trained a few steps on two queries: enough to answer "It is [SEG]." (a mask)."""
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    model = Dense3DModel(config_from_dict(Dense3DConfig, TINY))
-    samples = [s for s in load_samples(synth_root, "train") if s.target_ids][:2]
-    cache = SceneCache(synth_root, tmp / "cache", SceneCacheConfig(voxel_size=0.1))
-    items = task.FramesDataset(RefSegDataset(samples, cache), model, synth_root)
-    inputs = task.collate_with_frames([items[i] for i in range(len(samples))])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(40):  # until the LM has learned the answer template (about 10-20 steps)
-        out = model(inputs)
-        out["loss"].backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        if out["loss_lm"] < 0.02:
-            break
+    model, _ = train_tiny_dense3d(synth_root, tmp / "cache")
     return model.save_pretrained(tmp / "model")
 
 

@@ -16,17 +16,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-import torch
 from dense3d_tiny import TINY
+from dense3d_trained import train_tiny_dense3d
 from test_review_data import PASSWORD
 
 from core.__main__ import main as core_main
-from core.data.datasets import RefSegDataset, SceneCache, SceneCacheConfig, load_samples
 from core.data.datasets.refseg import read_split
-from core.models.common.pretrained import config_from_dict
-from core.models.dense3d.configuration_dense3d import Dense3DConfig
-from core.models.dense3d.modeling_dense3d import Dense3DModel
-from core.train import dense3d as task
 from core.train.registry import list_models
 from review import Edit, QueueFilter, ReviewConfig, ReviewService
 from review.cli import main as review_main
@@ -60,22 +55,8 @@ def pipeline_out(synth_root: Path, scene_id: str, tmp_path_factory: pytest.TempP
 def base(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Dense3D taught the answer template on two ScanRefer queries (as test_predict_dense3d's
     fixture), saved where the registry looks: <models>/base."""
-    torch.manual_seed(0)
     models = tmp_path_factory.mktemp("models")
-    model = Dense3DModel(config_from_dict(Dense3DConfig, TINY))
-    samples = [s for s in load_samples(synth_root, "train") if s.target_ids][:2]
-    cache = SceneCache(synth_root, models.parent / "base-cache", SceneCacheConfig(voxel_size=0.1))
-    items = task.FramesDataset(RefSegDataset(samples, cache), model, synth_root)
-    inputs = task.collate_with_frames([items[i] for i in range(len(samples))])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(40):
-        out = model(inputs)
-        out["loss"].backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        if out["loss_lm"] < 0.02:
-            break
+    model, _ = train_tiny_dense3d(synth_root, models.parent / "base-cache")
     return model.save_pretrained(models / "base")
 
 
@@ -245,35 +226,28 @@ def test_the_dashboard_shows_the_model_versions_table(
     finetuned, base, reviewed, pipeline_out, synth_root, monkeypatch
 ):
     """The app served on 127.0.0.1: the Dashboard's table lists both versions and the reviewed records."""
-    from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _browser_or_skip, free_port
+    from app_server import serve_app
+    from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _browser_or_skip
 
     from app.context import AppContext
-    from app.main import build_app, launch
 
     sync_playwright = _browser_or_skip()
     monkeypatch.setenv("DENSESCAN_MODELS", str(base.parent))
     service = ReviewService(reviewed["url"])
     ctx = AppContext(service, synth_root, pipeline_out, auth=False, local_user="alice")
-    demo = build_app(ctx)
-    port = free_port()
-    launch(demo, ctx, "127.0.0.1", port, block=False)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.get_by_role("tab", name="Dashboard").click()
-            name = f"{base.parent.name}/finetuned/model"
-            page.wait_for_function(
-                f"document.querySelector('#dashboard-models')?.innerText.includes('{name}')", timeout=60_000
-            )
-            text = page.inner_text("#dashboard-models")
-            assert f"{base.parent.name}/base" in text and "reviewed records" in text
-            row = page.locator("#dashboard-models [role=row]").filter(has_text=name).inner_text()
-            assert f"{base.parent.name}/base" in row and str(EDITS + APPROVALS) in row and "mIoU" in row
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.locator("#dashboard-models").screenshot(path=str(ARTIFACTS / "dashboard-models.png"))
-            browser.close()
-    finally:
-        demo.close()
-        service.close()
+    with serve_app(ctx) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_role("tab", name="Dashboard").click()
+        name = f"{base.parent.name}/finetuned/model"
+        page.wait_for_function(
+            f"document.querySelector('#dashboard-models')?.innerText.includes('{name}')", timeout=60_000
+        )
+        text = page.inner_text("#dashboard-models")
+        assert f"{base.parent.name}/base" in text and "reviewed records" in text
+        row = page.locator("#dashboard-models [role=row]").filter(has_text=name).inner_text()
+        assert f"{base.parent.name}/base" in row and str(EDITS + APPROVALS) in row and "mIoU" in row
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator("#dashboard-models").screenshot(path=str(ARTIFACTS / "dashboard-models.png"))
+        browser.close()

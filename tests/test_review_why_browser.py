@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Served, _browser_or_skip, free_port
+from app_server import serve_app
+from test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Served, _browser_or_skip
 from test_app_data import annotated_demo, fresh_db
 
 from app.context import AppContext
 from app.demo import DEMO_PASSWORD
-from app.main import build_app, launch
 from review import QueueFilter, ReviewService
 from review.why import why_of
 
@@ -24,14 +24,8 @@ def served(sensor_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     demo_root = annotated_demo(sensor_root, tmp_path_factory.mktemp("app"))
     service = ReviewService(fresh_db(demo_root, work / "review.db"))
     ctx = AppContext(service, sensor_root, demo_root / "densescan", auth=True)
-    demo = build_app(ctx, export_dir=work / "export")
-    port = free_port()
-    launch(demo, ctx, "127.0.0.1", port, block=False)
-    try:
-        yield Served(f"http://127.0.0.1:{port}/", service)
-    finally:
-        demo.close()
-        service.close()
+    with serve_app(ctx, work / "export") as url:
+        yield Served(url, service)
 
 
 @pytest.mark.browser

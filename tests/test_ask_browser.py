@@ -84,7 +84,9 @@ def test_type_a_sentence_and_the_mask_is_drawn(served: tuple[Served, dict]) -> N
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "ask-the-scene.png"), full_page=True)
 
-        # pick the second candidate: the same mask, the new object boxed
+        # pick the second candidate: the same mask, the new object boxed, redrawn in the SAME plot (a live
+        # plot: no new WebGL plot per figure, the user's camera kept)
+        page.evaluate("document.querySelector('#ask-3d .js-plotly-plot').__kept = true")
         second = found.candidates[1]
         radios.nth(1).click()
         page.wait_for_function(
@@ -96,6 +98,8 @@ def test_type_a_sentence_and_the_mask_is_drawn(served: tuple[Served, dict]) -> N
         boxes = [t for t in drawn["traces"] if t[2] == "lines"]
         assert len(boxes) == 1 and f"id {second.object_id} " in boxes[0][0]
         assert [t for t in drawn["traces"] if t[0].startswith("Dense3D mask")] == masks
+        plots = "[...document.querySelectorAll('#ask-3d .js-plotly-plot')].map((d) => d.__kept === true)"
+        assert page.evaluate(plots) == [True]
 
         # a question with a situation: Ross3D answers SQA3D style
         page.get_by_text("Ask Ross3D a question").click()

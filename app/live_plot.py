@@ -38,10 +38,11 @@ def live_plot_block(block_id: str, label: str) -> gr.HTML:
         live_plot_html(block_id, None),
         label=label,
         show_label=True,
+        container=True,  # the label shows, as on a plot
         elem_id=block_id,
         elem_classes=["live-plot-block"],
     )
-    gr.Plot(value=PLOTLY_LOADER, show_label=False, container=False, elem_classes=["plotly-loader"])
+    gr.Plot(value=PLOTLY_LOADER, container=False, elem_classes=["plotly-loader"])
     return block
 
 

@@ -143,7 +143,7 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
             # the 3D view: a panel with the figure, drawn by the page's script into one lasting plot
             components["plot"] = gr.HTML(elem_id="review-plot")
             # loads plotly.js into the page (Gradio's plot component brings it) for that script
-            gr.Plot(value=PLOTLY_LOADER, show_label=False, elem_id="plotly-loader", container=False)
+            gr.Plot(value=PLOTLY_LOADER, elem_id="plotly-loader", container=False)
         with gr.Column(scale=2):
             components["why"] = gr.HTML(elem_id="review-why")
             components["caption"] = gr.HTML(label="caption", elem_id="review-caption")

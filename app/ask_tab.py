@@ -20,7 +20,7 @@ import numpy as np
 from gradio.components.plot import PlotData
 
 from app.context import AppContext
-from app.live_plot import live_plot_block, live_plot_html
+from app.live_plot import live_plot_block, live_plot_value
 from app.review_tab import TabLoad, acting_user
 from app.scene_view import (
     CUT_AWAY_LABELS,
@@ -78,8 +78,8 @@ class ReconPanels:
 def values(panels: AskPanels | ReconPanels) -> tuple[Any, ...]:
     """The components' values; the 3D figure goes to its live plot (`app.live_plot`)."""
     out = [getattr(panels, f.name) for f in fields(panels)]
-    if isinstance(panels, AskPanels) and not isinstance(panels.plot, type(gr.skip())):
-        out[0] = live_plot_html(ASK_PLOT, panels.plot, "pick a scene")
+    if isinstance(panels, AskPanels):
+        out[0] = live_plot_value(ASK_PLOT, panels.plot, "pick a scene")
     return tuple(out)
 
 

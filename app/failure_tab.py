@@ -35,7 +35,7 @@ from app.failure_run import (
     task_choices,
 )
 from app.failure_view import detail_html, outcome_figure
-from app.live_plot import live_plot_block, live_plot_html
+from app.live_plot import live_plot_block, live_plot_value
 from app.review_tab import TabLoad, acting_user
 from app.scene_view import SceneView
 from core.data.errors import DataError
@@ -198,8 +198,8 @@ def values(panels: TablePanels | SamplePanels) -> tuple[Any, ...]:
     """The panels in field order (not `dataclasses.astuple`, which would deep-copy every figure); the
     sample's 3D figure goes to its live plot (`app.live_plot`)."""
     out = {f.name: getattr(panels, f.name) for f in fields(panels)}
-    if isinstance(panels, SamplePanels) and not isinstance(panels.plot3d, type(gr.skip())):
-        out["plot3d"] = live_plot_html(SAMPLE_PLOT, panels.plot3d, "click a sample in the table")
+    if isinstance(panels, SamplePanels):
+        out["plot3d"] = live_plot_value(SAMPLE_PLOT, panels.plot3d, "click a sample in the table")
     return tuple(out.values())
 
 

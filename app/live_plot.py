@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from html import escape
+from typing import Any
 
 import gradio as gr
 from gradio.components.plot import PlotData
@@ -30,6 +31,14 @@ def live_plot_html(block_id: str, figure: PlotData | None, note: str = "") -> st
         f'{opening} data-figure="{uuid.uuid4().hex[:12]}">'
         f'<div hidden class="figure-json" data-json="{escape(figure.plot)}"></div></div>'
     )
+
+
+def live_plot_value(block_id: str, figure: Any, note: str = "") -> Any:
+    """What an event returns for a live plot: the panel of `figure` (None: `note`), or a `gr.skip()`
+    passed through unchanged."""
+    if isinstance(figure, type(gr.skip())):
+        return figure
+    return live_plot_html(block_id, figure, note)
 
 
 def live_plot_block(block_id: str, label: str) -> gr.HTML:

@@ -19,6 +19,7 @@ import gradio as gr
 import numpy as np
 from gradio.components.plot import PlotData
 
+from app import text as html
 from app.context import AppContext
 from app.live_plot import live_plot_block, live_plot_value
 from app.review_tab import TabLoad, acting_user
@@ -333,7 +334,9 @@ def build_ask_tab(ctx: AppContext) -> TabLoad:
         figure = scene_figure(loaded.view, None, "rgb", scene_id) if loaded is not None else None
         if loaded is not None and ctx.models is not None:
             ctx.models.warm_in_background(scene_id)  # the models and the scene ready before the first ask
-        return values(AskPanels(figure, gr.update(choices=[], value=None), [], "", "", None))
+        problem = ctx.scene_error(scene_id)
+        status = html.message_html(f"scene cannot be loaded: {problem}", "error") if problem else ""
+        return values(AskPanels(figure, gr.update(choices=[], value=None), [], "", status, None))
 
     def run_answer(scene_id: str | None, situation_text: str, question_text: str, request: gr.Request):
         acting_user(ctx, request)
@@ -378,7 +381,8 @@ def ask_panels(ctx: AppContext, scene_id: str | None, text: str) -> AskPanels:
         raise gr.Error("type a sentence about an object in the scene")
     loaded = ctx.loaded(scene_id)
     if loaded is None:
-        raise gr.Error(f"scene {escape(scene_id)} cannot be loaded from the app's scans")
+        why = ctx.scene_error(scene_id) or "the app has no scans for it"
+        raise gr.Error(f"scene {escape(scene_id)} cannot be loaded: {escape(why)}")
     models = _models(ctx)
     notes: list[str] = []
     mask: MaskResult | None = None

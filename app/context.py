@@ -11,7 +11,9 @@ leaves it (`../../review.db`, an absolute path, a symlink out) is skipped with a
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from html import escape
@@ -22,6 +24,7 @@ import gradio as gr
 
 from app.scene_view import SceneView, render_bev
 from core.annotate.document import DOCUMENT_FILE, ObjectEntry, SceneAnnotation, read_annotation
+from core.scene.errors import SceneError
 from core.scene.render import BEVImage
 from core.scene.scannet import Scene, list_scenes, load_scene
 from core.serve.ask import SceneModels
@@ -29,6 +32,9 @@ from review import ItemView, ReviewService
 from review.db import sqlite_file
 
 SCENE_CACHE_SIZE = 4
+SCENE_RETRY_S = 30.0  # a scene that failed to load is tried again after this long (the user may fix it)
+
+log = logging.getLogger(__name__)
 
 
 class UnsafePath(ValueError):
@@ -75,6 +81,7 @@ class AppContext:
     models: SceneModels | None = None  # Dense3D / Ross3D for the "Ask the scene" tab, loaded on first use
     _scenes: OrderedDict[str, LoadedScene] = field(default_factory=OrderedDict)
     _docs: dict[str, SceneAnnotation | None] = field(default_factory=dict)
+    _scene_errors: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (when, one line)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # scenes --------------------------------------------------------------------------------------------
@@ -87,24 +94,44 @@ class AppContext:
         return []
 
     def loaded(self, scene_id: str) -> LoadedScene | None:
-        """The scene (least recently used ones are dropped); None when there are no scans for it."""
+        """The scene (least recently used ones are dropped); None when there are no scans or it cannot be
+        loaded: then `scene_error` says why, and the load is not retried for SCENE_RETRY_S seconds."""
         if self.scans is None:
             return None
         with self._lock:
             if scene_id in self._scenes:
                 self._scenes.move_to_end(scene_id)
                 return self._scenes[scene_id]
+            failed = self._scene_errors.get(scene_id)
+        if failed is not None and time.monotonic() - failed[0] < SCENE_RETRY_S:
+            return None
         try:
             scene = load_scene(self.scans, scene_id, with_frames=False)
-        except Exception:
-            return None
+        except SceneError as exc:
+            return self._scene_failed(scene_id, str(exc))
+        except Exception as exc:  # a bug or an unreadable disk, not a format error: traceback to the log
+            log.exception("loading scene %s", scene_id)
+            return self._scene_failed(scene_id, f"{type(exc).__name__}: {exc}")
         entry = LoadedScene(scene, SceneView(scene))
         entry.view.background_sample  # noqa: B018  (precompute once, outside the request that shows it)
         with self._lock:
+            self._scene_errors.pop(scene_id, None)
             self._scenes[scene_id] = entry
             while len(self._scenes) > SCENE_CACHE_SIZE:
                 self._scenes.popitem(last=False)
         return entry
+
+    def _scene_failed(self, scene_id: str, reason: str) -> None:
+        log.warning("scene %s cannot be loaded: %s", scene_id, reason)
+        with self._lock:
+            self._scene_errors[scene_id] = (time.monotonic(), reason)
+        return None
+
+    def scene_error(self, scene_id: str | None) -> str | None:
+        """Why the scene could not be loaded (one line naming the file), or None."""
+        with self._lock:
+            failed = self._scene_errors.get(scene_id) if scene_id else None
+        return failed[1] if failed is not None else None
 
     def bev(self, scene_id: str) -> BEVImage | None:
         entry = self.loaded(scene_id)

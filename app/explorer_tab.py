@@ -83,6 +83,9 @@ def object_panel(ctx: AppContext, scene_id: str, object_id: int | None) -> tuple
     """(HTML with the object's captions at every level and its claims, its best frames)."""
     if scene_id == ALL:
         return '<p class="muted">pick a scene to see its 3D view and objects</p>', []
+    problem = ctx.scene_error(scene_id)
+    if problem is not None and object_id is None:
+        return html.message_html(f"the 3D view cannot be shown: {problem}", "error"), []
     if object_id is None:
         return '<p class="muted">pick an object from the list or click it in the BEV image</p>', []
     items = ctx.service.list_items(QueueFilter(scene_ids=(scene_id,)), limit=5000)

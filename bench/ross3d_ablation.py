@@ -235,9 +235,10 @@ def settings(args: argparse.Namespace) -> dict:
 
 
 def _comparable(preset: dict) -> dict:
-    """A run's preset without what cannot change its numbers (where the target cache lives)."""
+    """A run's preset without what cannot change its numbers (where the target cache lives, the notes that
+    name the checkout it was started from)."""
     data = {k: v for k, v in preset.get("data", {}).items() if k != "cache_dir"}
-    return {**preset, "data": data}
+    return {**{k: v for k, v in preset.items() if k != "notes"}, "data": data}
 
 
 def one_run(args: argparse.Namespace, base: dict, arm: str, seed: int, scenes: list[str]) -> dict:

@@ -98,3 +98,33 @@ def test_context_without_scans(demo_root: Path, tmp_path: Path) -> None:
         assert ctx.loaded("scene0000_00") is None
     finally:
         service.close()
+
+
+def test_context_names_the_file_of_a_scene_that_cannot_load(
+    demo_root: Path, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken scene shows why (the file and the reason) instead of an empty view, is not re-read on
+    every request, and loads once the file is fixed."""
+    import app.context as context
+    from app.explorer_tab import object_panel
+
+    scans = tmp_path / "scans"
+    shutil.copytree(synth_root / "scans" / "scene0000_00", scans / "scene0000_00")
+    segs = scans / "scene0000_00" / "scene0000_00_vh_clean_2.0.010000.segs.json"
+    good = segs.read_bytes()
+    segs.write_text('{"segIndices": [0, 1')  # cut off mid-write
+    service = ReviewService(fresh_db(demo_root, tmp_path / "r.db"))
+    try:
+        ctx = AppContext(service, scans, demo_root / "densescan")
+        assert ctx.loaded("scene0000_00") is None
+        problem = ctx.scene_error("scene0000_00")
+        assert problem is not None and segs.name in problem
+        panel, frames = object_panel(ctx, "scene0000_00", None)
+        assert segs.name in panel and "msg-error" in panel and frames == []
+        segs.write_bytes(good)
+        assert ctx.loaded("scene0000_00") is None  # within the retry interval: the failure stands
+        monkeypatch.setattr(context, "SCENE_RETRY_S", 0.0)
+        assert ctx.loaded("scene0000_00") is not None
+        assert ctx.scene_error("scene0000_00") is None
+    finally:
+        service.close()

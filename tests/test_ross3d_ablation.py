@@ -157,3 +157,17 @@ def test_table_is_mean_and_sample_std_over_seeds():
     lines = ablation.format_table(table).splitlines()
     assert lines[2] == "| baseline | 1 | 20.00 ± – | 50.00 ± – | 25.00 ± – | 8.00 ± – |"
     assert lines[3] == "| both | 2 | 20.00 ± 14.14 | 50.00 ± 0.00 | 25.00 ± 0.00 | 12.00 ± 2.83 |"
+
+
+def test_a_run_started_from_another_checkout_still_resumes(tmp_path):
+    """The notes name the checkout a run was started from; they cannot change its numbers, so a run
+    begun in a worktree resumes from the main checkout. The steps or a switch of the arm can."""
+    ablation = _script()
+    base = {**copy.deepcopy(TINY), "source": "/a/worktree/cpu-tiny.json"}
+    here = ablation.arm_preset(base, "both", 1, 5, tmp_path / "cache")
+    there = ablation.arm_preset({**base, "source": "/elsewhere/cpu-tiny.json"}, "both", 1, 5, tmp_path / "c2")
+    assert here["notes"] != there["notes"]
+    assert ablation._comparable(here) == ablation._comparable(there)
+    for arm, steps in (("both", 6), ("+bev", 5)):
+        other = ablation.arm_preset(base, arm, 1, steps, tmp_path)
+        assert ablation._comparable(here) != ablation._comparable(other)

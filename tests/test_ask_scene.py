@@ -277,6 +277,8 @@ def test_without_ross3d_the_object_the_mask_lies_on_is_shown(
         ctx.models.warm(scene_id)  # loads what can run, skips the model without a checkpoint
         assert set(ctx.models._models) == {"dense3d"} and scene_id in ctx.models._views
         assert [scene for scene, _ in asked] == [scene_id]  # one real query paid the first-call costs
+        ctx.models.warm_in_background(scene_id).join()  # the tab asks again after the app start did
+        assert len(asked) == 1
         panels = ask_panels(ctx, scene_id, checkpoints["sentence"])
         assert "Ross3D: no checkpoint given" in panels.status
         vertices = panels.shown["mask"]

@@ -129,6 +129,7 @@ class SceneModels:
     _dense_frames: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     _views: OrderedDict[str, _SceneViews] = field(default_factory=OrderedDict)
     _labels: dict[str, dict[int, str]] = field(default_factory=dict)
+    _warmed: set[str] = field(default_factory=set)  # scenes `warm` ran on (app start and tab both ask)
     _cache_dir: tempfile.TemporaryDirectory | None = None
     _dense_cache: Any = None
     _store: Any = None
@@ -199,10 +200,14 @@ class SceneModels:
     def warm(self, scene_id: str) -> None:
         """Load the models, prepare the scene (its cache, frames, proposals, visibility table) and answer
         one sentence about it, so that a person's first sentence is answered at full speed; a model that
-        cannot run is skipped (the ask that follows reports it)."""
+        cannot run is skipped (the ask that follows reports it). A scene warmed before is not warmed
+        again: a second warm would only make the person's first sentence wait on the lock."""
         from core.annotate.config import AnnotateConfig
 
         with self._running():
+            if scene_id in self._warmed:
+                return
+            self._warmed.add(scene_id)
             for name in ("dense3d", "ross3d"):
                 try:
                     # one real query: it also fills what the model keeps per scene (frozen U-Net features,

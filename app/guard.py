@@ -75,22 +75,25 @@ class HostPolicy:
     bound: str
     extra: tuple[str, ...] = ()  # `--allowed-host` values: "name" (any port) or "name:port"
     _machine_names: frozenset[str] = field(default_factory=frozenset)
+    _extra_names: tuple[tuple[str, int | None], ...] = field(init=False, default=())  # `extra`, parsed once
+
+    def __post_init__(self) -> None:
+        parsed = tuple(_split_host(value) for value in self.extra)
+        bad = next((v for v, pair in zip(self.extra, parsed, strict=True) if pair is None), None)
+        if bad is not None:
+            raise ValueError(f"--allowed-host {bad!r} is not a host name or host:port")
+        object.__setattr__(self, "_extra_names", parsed)
 
     @classmethod
     def for_server(cls, bound: str, extra: Iterable[str] = ()) -> HostPolicy:
         """The policy of a server bound to `bound` (checks the `extra` values: one line on a bad one)."""
-        extra = tuple(extra)
-        for value in extra:
-            if _split_host(value) is None:
-                raise ValueError(f"--allowed-host {value!r} is not a host name or host:port")
         names: frozenset[str] = frozenset()
         if bound.strip("[]") in ALL_INTERFACES:
             names = frozenset(n.lower() for n in (socket.gethostname(), socket.getfqdn()) if n)
-        return cls(bound.strip("[]").lower(), extra, names)
+        return cls(bound.strip("[]").lower(), tuple(extra), names)
 
     def _allows(self, name: str, port: int | None, server_port: int) -> bool:
-        for value in self.extra:
-            allowed_name, allowed_port = _split_host(value) or ("", None)
+        for allowed_name, allowed_port in self._extra_names:
             if name == allowed_name and (allowed_port is None or allowed_port == port):
                 return True
         if port != server_port:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import io
 import threading
-import uuid
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -28,8 +27,11 @@ from gradio.components.plot import PlotData
 from PIL import Image, ImageDraw
 
 from app.context import AppContext, object_id_of
+from app.live_plot import live_plot_html
 from app.scene_view import REVIEW_POINTS, scene_figure
 from review import ItemView, QueueFilter, ReviewService
+
+REVIEW_PLOT = "review-plot"  # the review workspace's 3D view block (its elem_id)
 
 CROP_SIDE = 168  # px, longest side of a crop thumbnail (three in a row at 1400 px)
 FRAME_SIDE = 272  # px, longest side of a highlighted-frame thumbnail (two in a row)
@@ -132,18 +134,16 @@ def gallery_html(item_id: int, panel: str, title: str, found: list[Picture], sid
 
 
 def plot_html(item_id: int, figure: PlotData | None) -> str:
-    """The 3D view's panel. The page's script (`app.main.HOTKEYS_JS`) draws the figure into one plot
-    that lives across items: Gradio's own plot component mounts a new plot (a new WebGL context) for
-    every figure, which costs seconds in software WebGL; `data-figure` names this figure."""
-    if figure is None:
-        return (
-            f'<div class="review-panel" data-review-panel="plot" data-item-id="{item_id}" data-figure="">'
-            '<p class="muted">no 3D view: the scene is not in the scans folder</p></div>'
-        )
-    return (
-        f'<div class="review-panel" data-review-panel="plot" data-item-id="{item_id}"'
-        f' data-figure="{uuid.uuid4().hex[:12]}">'
-        f'<div hidden class="figure-json" data-json="{escape(figure.plot)}"></div></div>'
+    """The 3D view's panel: a live plot (`app.live_plot`) drawn by the page's script into one plot that
+    lives across items (Gradio's plot component mounts a new plot, a new WebGL context, for every figure,
+    which costs seconds in software WebGL), marked with the item it shows."""
+    return live_plot_html(
+        REVIEW_PLOT,
+        figure,
+        "no 3D view: the scene is not in the scans folder",
+        view_id="review-3d",
+        classes="review-panel",
+        attrs=f'data-review-panel="plot" data-item-id="{int(item_id)}"',
     )
 
 

@@ -5,7 +5,8 @@ lets the old one draw it too before it goes: in the software WebGL of a machine 
 most of a second per answer. A live plot is instead an HTML panel carrying the figure's JSON; the script
 below draws it with `Plotly.react` into one plot that lives in the panel's block, so a new figure only
 replaces the traces (and the camera stays where the user left it, per `layout.uirevision`). The review
-workspace's 3D view works the same way (`app.item_media.plot_html`, `app.main.HOTKEYS_JS`).
+workspace's 3D view is one too (`app.item_media.plot_html`); its guard (`app.main.HOTKEYS_JS`) waits until
+the plot has drawn the item's figure.
 """
 
 from __future__ import annotations
@@ -21,12 +22,25 @@ from gradio.components.plot import PlotData
 PLOTLY_LOADER = PlotData(type="plotly", plot='{"data": [], "layout": {"height": 10}}')
 
 
-def live_plot_html(block_id: str, figure: PlotData | None, note: str = "") -> str:
+def live_plot_html(
+    block_id: str,
+    figure: PlotData | None,
+    note: str = "",
+    *,
+    view_id: str = "",
+    classes: str = "",
+    attrs: str = "",
+) -> str:
     """The panel of a live plot in the block `block_id` (a `gr.HTML` elem_id): the figure as JSON and a
-    fresh `data-figure` name (the script draws each name once); without a figure, `note` instead."""
-    opening = f'<div class="live-plot" data-block="{escape(block_id)}"'
+    fresh `data-figure` name (the script draws each name once); without a figure, `note` instead.
+    `view_id` names the plot element the script creates; `classes` and `attrs` (already escaped) are
+    more classes and attributes of the panel: the review workspace marks its panels with their item."""
+    opening = (
+        f'<div class="{escape(" ".join(["live-plot", *classes.split()]))}" data-block="{escape(block_id)}"'
+        f' data-view="{escape(view_id)}" {attrs}'.rstrip()
+    )
     if figure is None:
-        return f'{opening} data-figure=""><p>{escape(note)}</p></div>'
+        return f'{opening} data-figure=""><p class="muted">{escape(note)}</p></div>'
     return (
         f'{opening} data-figure="{uuid.uuid4().hex[:12]}">'
         f'<div hidden class="figure-json" data-json="{escape(figure.plot)}"></div></div>'
@@ -57,27 +71,39 @@ def live_plot_block(block_id: str, label: str) -> gr.HTML:
 
 # Part of the page's script (`app.main`): for every live-plot panel, draw its figure into the one plot of
 # its block (created on first use, after the panel), once per `data-figure` name; a panel without a
-# figure empties and hides the plot. Runs on every page change (MutationObserver) and every 100 ms.
+# figure empties and hides the plot. Once Plotly has drawn a figure and the browser has painted it, the
+# plot's `data-drawn` holds the figure's name: the review workspace waits for it before it takes a
+# decision. Runs on every page change (MutationObserver) and every 100 ms.
 LIVE_PLOT_JS = """
+  const livePlotView = (panel) => {
+    const block = document.getElementById(panel.dataset.block);
+    if (!block || !block.contains(panel)) return null;
+    let div = block.querySelector(":scope .live-plot-view");
+    if (!div) {
+      div = document.createElement("div");
+      div.className = "live-plot-view";
+      if (panel.dataset.view) div.id = panel.dataset.view;
+      block.appendChild(div);
+    }
+    return div;
+  };
   const drawLivePlots = () => {
     if (!window.Plotly) return;
     for (const panel of document.querySelectorAll(".live-plot[data-block]")) {
-      const block = document.getElementById(panel.dataset.block);
-      if (!block || !block.contains(panel)) continue;
-      let div = block.querySelector(":scope .live-plot-view");
-      if (!div) {
-        div = document.createElement("div");
-        div.className = "live-plot-view";
-        block.appendChild(div);
-      }
+      const div = livePlotView(panel);
       const figure = panel.dataset.figure || "";
-      if (div.__figure === figure) continue;
+      if (!div || div.__figure === figure) continue;
       div.__figure = figure;
+      div.dataset.drawn = "";
       const source = panel.querySelector(".figure-json");
       if (!source) { window.Plotly.purge(div); div.style.display = "none"; continue; }
       div.style.display = "";
       const spec = JSON.parse(source.dataset.json);
-      window.Plotly.react(div, spec.data, spec.layout, {responsive: true, displaylogo: false});
+      const drawn = () => requestAnimationFrame(() => requestAnimationFrame(() => {
+        if (div.__figure === figure) div.dataset.drawn = figure;
+      }));
+      const config = {responsive: true, displaylogo: false};
+      window.Plotly.react(div, spec.data, spec.layout, config).then(drawn, drawn);
     }
   };
 """

@@ -24,8 +24,8 @@ from app.text import CSS
 # drawing of the live 3D views (`app.live_plot`).
 # Keys act only while the review tab is visible and the focus is not in a text field (Ctrl+Enter and Esc
 # also work inside the editor). The decision controls (buttons and keys) act only when every panel of
-# the review tab (`data-review-panel`) carries the header's item id, the 3D view has drawn that item
-# (the script draws it and records which) and its images are loaded, and no step is waiting for
+# the review tab (`data-review-panel`) carries the header's item id, the 3D view has drawn that item's
+# figure (the live-plot script records what it drew) and its images are loaded, and no step is waiting for
 # its answer; until then the page shows that it is loading and stale panels are hidden. A decision
 # sends the on-screen "item:revision" (`window.reviewScreen.claim`, see `app.review_tab`).
 HOTKEYS_JS = """
@@ -71,40 +71,14 @@ body.review-loading #review-loading { display: block; }
   const typing = (el) => el && (el.tagName === "TEXTAREA" || el.tagName === "INPUT" || el.isContentEditable);
   const header = () => document.querySelector('#item-header [data-review-panel="header"]');
 
-  // the 3D view: ONE plot that lasts across items (Gradio's plot component would mount a new one, with
-  // a new WebGL context, for every figure), drawn from the figure the panel carries (app.item_media)
-  const graph = () => {
-    const block = document.getElementById("review-plot");
-    if (!block) return null;
-    let div = document.getElementById("review-3d");
-    if (!div) { div = document.createElement("div"); div.id = "review-3d"; }
-    if (!block.contains(div)) block.appendChild(div);
-    return div;
-  };
-  const draw = () => {
-    const panel = document.querySelector('#review-plot [data-review-panel="plot"]');
-    const div = graph();
-    if (!panel || !div || !window.Plotly) return;
-    const figure = panel.dataset.figure || "";
-    const item = panel.dataset.itemId;
-    if (div.__figure === figure) return;
-    div.__figure = figure;
-    div.dataset.drawnItem = "";
-    const source = panel.querySelector(".figure-json");
-    if (!source) { window.Plotly.purge(div); div.style.display = "none"; return; }
-    div.style.display = "";
-    const spec = JSON.parse(source.dataset.json);
-    const drawn = () => requestAnimationFrame(() => requestAnimationFrame(() => {
-      if (div.__figure === figure) div.dataset.drawnItem = item;
-    }));
-    const config = {responsive: true, displaylogo: false};
-    window.Plotly.react(div, spec.data, spec.layout, config).then(drawn, drawn);
-  };
-
+  // the 3D view is a live plot (app.live_plot): ONE plot that lasts across items, drawn by drawLivePlots;
+  // it is stale until it has drawn the figure of the panel that shows the header's item
   const plotStale = (h) => {
     if (h.dataset.plot !== "1") return false;
+    const panel = document.querySelector('#review-plot [data-review-panel="plot"]');
     const div = document.getElementById("review-3d");
-    return !div || div.dataset.drawnItem !== h.dataset.itemId;
+    if (!panel || !div || panel.dataset.itemId !== h.dataset.itemId) return true;
+    return div.dataset.drawn !== panel.dataset.figure;
   };
   const consistent = (h) => {
     const id = h.dataset.itemId;
@@ -147,7 +121,7 @@ body.review-loading #review-loading { display: block; }
   const update = () => {
     if (scheduled) return;
     scheduled = true;
-    requestAnimationFrame(() => { scheduled = false; draw(); drawLivePlots(); paint(); });
+    requestAnimationFrame(() => { scheduled = false; drawLivePlots(); paint(); });
   };
   new MutationObserver(update).observe(document.documentElement, {childList: true, subtree: true});
   setInterval(update, 100);

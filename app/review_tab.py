@@ -27,11 +27,10 @@ from app import workflow
 from app.access import AccessDenied, resolve_user
 from app.context import AppContext, object_id_of
 from app.failure_view import failures_html
-from app.item_media import ItemMedia, MediaCache
+from app.item_media import REVIEW_PLOT, ItemMedia, MediaCache
 from app.live_plot import PLOTLY_LOADER
 from core.annotate.document import ObjectEntry
 from review import Action, Edit, QueueFilter, RejectReason
-from review.stats import done_today, queue_by_status, user_acceptance_rate
 from review.why import why_of
 
 LEVELS = ("object", "frame", "scene", "scenario")
@@ -141,7 +140,7 @@ def build_review_tab(ctx: AppContext) -> TabLoad:
     with gr.Row():
         with gr.Column(scale=3):
             # the 3D view: a panel with the figure, drawn by the page's script into one lasting plot
-            components["plot"] = gr.HTML(elem_id="review-plot")
+            components["plot"] = gr.HTML(elem_id=REVIEW_PLOT)
             # loads plotly.js into the page (Gradio's plot component brings it) for that script
             gr.Plot(value=PLOTLY_LOADER, elem_id="plotly-loader", container=False)
         with gr.Column(scale=2):
@@ -349,10 +348,8 @@ def render_screen(
 ) -> Panels:
     """The `Panels` of one `Screen`. The evidence (3D view, images) is sent only when the item changed:
     when the step stays on the item it showed (`before`), the page already shows it."""
-    rows = ctx.service.decision_log()
-    progress = html.progress_html(
-        done_today(rows, user), queue_by_status(ctx.service.stats()), user_acceptance_rate(rows, user)
-    )
+    mine = ctx.service.progress(user)
+    progress = html.progress_html(mine.done_today, mine.queue, mine.acceptance_rate)
     message = html.message_html(screen.message, screen.kind) if screen.message else ""
     item = screen.item
     if item is None:

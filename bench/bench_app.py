@@ -177,8 +177,10 @@ WATCH_JS = """(previous) => {
       const same = panels.length >= 6 && panels.every((p) => p.dataset.itemId === id);
       const images = [...document.querySelectorAll("[data-review-panel] img")].every((i) => i.complete);
       const gd = document.getElementById("review-3d");
+      const panel = document.querySelector('#review-plot [data-review-panel="plot"]');
       const title = gd && gd.querySelector(".gtitle");
-      const drawn = gd && gd.dataset.drawnItem === id && title && title.textContent.endsWith("item " + id);
+      const drawn = gd && panel && gd.dataset.drawn === panel.dataset.figure && title
+        && title.textContent.endsWith("item " + id);
       if (same && images && drawn) {
         bench.all = performance.now() - bench.t0;
         bench.item = id;

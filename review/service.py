@@ -31,7 +31,7 @@ from review.passwords import burn_verify_time, hash_password, needs_rehash, veri
 from review.records import ItemKey, check_texts, read_annotations
 from review.revisions import history
 from review.schema import Decision, Item, User, utcnow
-from review.stats import DecisionRow, Stats, compute_stats, decision_log
+from review.stats import DecisionRow, Stats, UserProgress, compute_stats, decision_log, user_progress
 from review.views import (
     Action,
     DraftView,
@@ -319,6 +319,11 @@ class ReviewService:
     def stats(self) -> Stats:
         with self.db.read() as session:
             return compute_stats(session)
+
+    def progress(self, username: str) -> UserProgress:
+        """One annotator's progress line (votes today, the queue, their acceptance rate)."""
+        with self.db.read() as session:
+            return user_progress(session, username, self.clock())
 
     def decision_log(self) -> list[DecisionRow]:
         """Every decision, flattened (for progress over time)."""

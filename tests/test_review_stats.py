@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from test_review_data import BACKENDS, add_users, database_url, loaded_service
 
 from core.text import scanrefer_tokens as tokenize
-from review import Action, Edit, ReviewConfig, ReviewStatus, Role
+from review import Action, Edit, ReviewConfig, ReviewService, ReviewStatus, Role
 from review.agreement import cohen_kappa, edit_distance, normalized_edit_distance
 from review.cli import format_stats
 from review.policy import MAX_ACTIVE_SECONDS, Vote, resolve_status, role_allows, role_refusal, work_seconds
+from review.schema import utcnow
 from review.stats import (
     DecisionRow,
     acceptance_rate,
@@ -135,6 +136,21 @@ def test_statistics_per_annotator_category_and_agreement(url: str, tmp_path: Pat
     assert done_today(rows, "alice") == alice.votes and done_today(rows, "nobody") == 0
     queue = queue_by_status(stats)
     assert sum(queue.values()) == stats.items and queue["disputed"] == 1
+    # the workspace's progress line: the same numbers from aggregate queries, an undone vote left out
+    extra = service.next_item("bob")
+    service.approve("bob", extra.id, service.get_item(extra.id).item.head_revision, uuid.uuid4().hex)
+    service.undo("bob", uuid.uuid4().hex, extra.id)
+    rows, queue = service.decision_log(), queue_by_status(service.stats())
+    for name in ("alice", "bob", "nobody"):
+        mine = service.progress(name)
+        assert (mine.done_today, mine.acceptance_rate, mine.queue) == (
+            done_today(rows, name),
+            user_acceptance_rate(rows, name),
+            queue,
+        )
+    assert service.progress("bob").done_today == 4 and service.progress("bob").acceptance_rate == 0.5
+    tomorrow = ReviewService(service.db, clock=lambda: utcnow() + timedelta(days=1))
+    assert tomorrow.progress("alice").done_today == 0 and tomorrow.progress("alice").acceptance_rate == 0.75
     text = format_stats(stats)  # the table `python -m review stats` prints
     assert "alice" in text and "kappa 0.500" in text and "disputed" in text
 

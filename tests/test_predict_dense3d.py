@@ -156,6 +156,19 @@ def test_multi3drefer_box_sets_are_scored_by_eval(checkpoint, queries, synth_roo
         if not sample["object_ids"]:  # zero-target query: right exactly when no box is predicted
             assert sample["scores"]["F1@0.5"] == float(len(boxes[sample["key"]]) == 0)
 
+    # --empty-below: a query whose score is below it answers "no target"; the others are untouched
+    scores = sorted(e["score"] for e in extras.values())
+    cut = (scores[0] + scores[-1]) / 2 if scores[0] < scores[-1] else scores[0] + 1e-6
+    cut_out, cut_details = tmp_path / "cut.json", tmp_path / "cut-details.json"
+    extra = ("--details", str(cut_details), "--empty-below", str(cut))
+    assert _predict(checkpoint, synth_root, queries["multi3drefer"], cut_out, *extra) == 0
+    cut_boxes, cut_extras = read_box_sets(cut_out), json.loads(cut_details.read_text())
+    assert any(e["abstained"] for e in cut_extras.values())
+    for key, found in cut_boxes.items():
+        below = extras[key]["score"] < cut
+        assert cut_extras[key]["abstained"] == below and cut_extras[key]["score"] == extras[key]["score"]
+        assert (len(found) == 0) if below else np.array_equal(found, boxes[key])
+
 
 def test_two_separated_blobs_give_two_boxes():
     grid = np.stack(np.meshgrid(*[np.arange(0, 0.21, 0.02)] * 3, indexing="ij"), -1).reshape(-1, 3)
@@ -225,4 +238,7 @@ def test_mismatched_config_missing_scene_and_wrong_task(checkpoint, queries, syn
         == 2
     )
     assert "--task multi3drefer" in _one_error_line(capsys.readouterr().err)
+    cut = ("--empty-below", "0.5")
+    assert _predict(checkpoint, synth_root, queries["scanrefer"], tmp_path / "p.json", *cut) == 2
+    assert "--empty-below applies to the multi3drefer task only" in _one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "p.json").exists()

@@ -72,6 +72,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=MIN_COMPONENT_POINTS,
         help=f"points a part needs to become a Multi3DRefer box (default {MIN_COMPONENT_POINTS})",
     )
+    p.add_argument(
+        "--empty-below",
+        type=float,
+        metavar="P",
+        help='dense3d, multi3drefer: answer "no target" (no box) when the chosen proposals\' probability is '
+        "below P; calibrate P on a split with bench/dense3d_no_target.py (default: never)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             details=args.details,
             voxel_size=args.component_voxel,
             min_points=args.min_points,
+            empty_below=args.empty_below,
             progress=not args.no_progress,
         )
     except (ModelError, DataError, SceneError) as exc:

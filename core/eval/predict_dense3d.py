@@ -16,8 +16,10 @@ more than the gap between two vertices of a ScanNet mesh) and the occupied voxel
 26-connectivity (`scipy.ndimage.label`); a part's box is the axis-aligned box of its points,
 `[cx, cy, cz, dx, dy, dz]`, measured as the evaluator measures target boxes (from the vertices).
 
-Per-sample extras (answer text, has_seg, predicted IoU score, number of points, parts) go to a details
-file on request: the app's failure analysis reads them.
+Per-sample extras (answer text, has_seg, score, number of points, parts) go to a details file on
+request: the app's failure analysis reads them. The score is the summed probability of the proposals the
+mask was made of (the decoder's IoU estimate for a model without proposals); `--empty-below P` turns a
+Multi3DRefer answer whose score is below P into "no target" (`abstain_below`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +184,7 @@ class SampleOutput:
     answer: str
     has_seg: bool
     score: float
+    abstained: bool = False  # emptied by `--empty-below`: the chosen proposals were too improbable
 
     def details(self) -> dict[str, Any]:
         return {
@@ -195,7 +198,23 @@ class SampleOutput:
             "components": int(len(self.boxes)),
             "subset": self.sample.subset,
             "target_ids": list(self.sample.target_ids),
+            "abstained": self.abstained,
         }
+
+
+def abstain_below(outputs: Sequence[SampleOutput], threshold: float) -> list[SampleOutput]:
+    """Outputs whose score (the probability of the chosen proposals) is below `threshold` become "no
+    target": no points, no box. The Dense3D LLM answers with [SEG] for nearly every sentence (a sentence
+    alone rarely says whether its object exists), so on Multi3DRefer, where a fifth of the queries have no
+    target, a threshold on how sure the selection is decides it instead; `bench/dense3d_no_target.py`
+    picks the threshold on one split and scores it on another."""
+    empty = np.zeros(0, dtype=np.int64)
+    return [
+        replace(o, vertices=empty, boxes=np.zeros((0, 6)), largest=None, abstained=True)
+        if o.score < threshold
+        else o
+        for o in outputs
+    ]
 
 
 @dataclass
@@ -315,6 +334,7 @@ def predict_file(
     details: str | Path | None = None,
     voxel_size: float = COMPONENT_VOXEL,
     min_points: int = MIN_COMPONENT_POINTS,
+    empty_below: float | None = None,
     progress: bool = True,
 ) -> tuple[PredictRun, str, Path]:
     """The whole command: check the inputs, load the model, predict, write. Returns the run, task and file.
@@ -329,6 +349,12 @@ def predict_file(
         raise DataError(queries, "no query to predict (every record was excluded or the file is empty)")
     task = task or DEFAULT_TASK[fmt]
     check_task(task, fmt, queries)
+    if empty_below is not None and task != "multi3drefer":
+        raise DataError(
+            None,
+            f"--empty-below applies to the multi3drefer task only (not {task}: its queries "
+            "always have a target)",
+        )
     check_scenes(samples, scans, queries)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -337,6 +363,10 @@ def predict_file(
     with tempfile.TemporaryDirectory(prefix="dense3d-cache-") as tmp:
         predictor = Dense3DPredictor(model, scans, cache_dir or tmp, batch_size, voxel_size, min_points)
         run = predictor.run(samples, progress)
+    if empty_below is not None:
+        run.outputs = abstain_below(run.outputs, empty_below)
+        emptied = sum(o.abstained for o in run.outputs)
+        run.notes.append(f'{emptied} queries answered "no target" (score below {empty_below:g})')
     path, unanswered = write_predictions(out, task, run.outputs)
     if unanswered:
         run.notes.append(f"{unanswered} queries with an empty mask have no box (scored as IoU 0)")

@@ -7,6 +7,7 @@ Browser tests are marked `browser`; they skip (with the reason) when Playwright 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,14 @@ def test_review_flow_with_hotkeys_and_refresh(served: Served) -> None:
             "document.querySelector('#draft-status')?.innerText.includes('draft saved')", timeout=20_000
         )
         typed = page.input_value("#editor textarea")
+        # "draft saved" may be an autosave from the middle of the typing (a loaded machine types slowly):
+        # reload once the stored draft holds all of it
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            draft = served.service.get_item(fifth, "annotator").draft
+            if draft is not None and draft.text.description == typed:
+                break
+            time.sleep(0.2)
         page.reload()
         page.wait_for_selector("#item-header .item-header", timeout=60_000)
         assert _item_id(page) == fifth

@@ -17,9 +17,9 @@ more than the gap between two vertices of a ScanNet mesh) and the occupied voxel
 `[cx, cy, cz, dx, dy, dz]`, measured as the evaluator measures target boxes (from the vertices).
 
 Per-sample extras (answer text, has_seg, score, number of points, parts) go to a details file on
-request: the app's failure analysis reads them. The score is the summed probability of the proposals the
-mask was made of (the decoder's IoU estimate for a model without proposals); `--empty-below P` turns a
-Multi3DRefer answer whose score is below P into "no target" (`abstain_below`).
+request (`bench/dense3d_no_target.py` reads the scores). The score is the summed probability of the
+proposals the mask was made of (the decoder's IoU estimate for a model without proposals); `--empty-below
+P` turns a Multi3DRefer answer whose score is below P into "no target" (`abstain_below`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ predictions as they are, with the threshold, and for the blind "no target" answe
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.data.errors import DataError  # noqa: E402
 
 THRESHOLDS = ("F1@0.25", "F1@0.5")
 
@@ -73,10 +74,9 @@ def load_split(report_path: Path, details_path: Path) -> Split:
 
 
 def _read(path: Path) -> dict:
-    try:
-        document = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise NoTargetError(f"{path}: cannot be read as JSON ({exc})") from None
+    from core.data.jsonio import read_json
+
+    document = read_json(path)
     if not isinstance(document, dict):
         raise NoTargetError(f"{path}: expected a JSON object")
     return document
@@ -161,20 +161,21 @@ def main(argv: list[str] | None = None) -> int:
                             "do not belong to this report"
                         )
                 label = f"{split.name} ({role})"
+                as_predicted, blind = summary(split, 0.0), summary(split, float("inf"))
                 rows += [
-                    (label, "as predicted", summary(split, 0.0)),
+                    (label, "as predicted", as_predicted),
                     (label, f"--empty-below {threshold:.3f}", chosen),
-                    (label, 'blind: "no target" for all', summary(split, float("inf"))),
+                    (label, 'blind: "no target" for all', blind),
                 ]
                 document["splits"][split.name] = {
                     "role": role,
                     "queries": len(split.keys),
                     "zero_target": int(split.zero.sum()),
-                    "as_predicted": summary(split, 0.0),
+                    "as_predicted": as_predicted,
                     "with_threshold": chosen,
-                    "no_target_for_all": summary(split, float("inf")),
+                    "no_target_for_all": blind,
                 }
-    except NoTargetError as exc:
+    except (NoTargetError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"threshold chosen on {calibration.name}: --empty-below {threshold:.4f}")

@@ -249,8 +249,9 @@ def user_progress(session: Session, username: str, now: datetime) -> UserProgres
     votes = select(Decision.kind, func.count()).join(User, User.id == Decision.user_id).where(in_force)
     by_kind = {kind: n for kind, n in session.execute(votes.group_by(Decision.kind))}
     midnight = datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
-    today = votes.where(Decision.created_at >= midnight, Decision.created_at < midnight + timedelta(days=1))
-    done = sum(n for _, n in session.execute(today.group_by(Decision.kind)))
+    today = and_(Decision.created_at >= midnight, Decision.created_at < midnight + timedelta(days=1))
+    joined = select(func.count()).select_from(Decision).join(User, User.id == Decision.user_id)
+    done = session.scalar(joined.where(in_force, today)) or 0
     total = sum(by_kind.values())
     accepted = sum(n for kind, n in by_kind.items() if accepts(Action(kind)))
     return UserProgress(done, dict(sorted(queue)), accepted / total if total else None)

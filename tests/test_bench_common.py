@@ -5,7 +5,7 @@ strings are what the scripts printed before the helpers were shared."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import subprocess
 import sys
@@ -17,10 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"bench.{name}")
 
 
 ROWS = [
@@ -60,6 +57,7 @@ TABLES = {  # script -> its table of ROWS: a title with the load, columns, MFU i
 @pytest.mark.parametrize("script", sorted(TABLES))
 def test_preset_tables_are_aligned_with_the_load_and_mfu_in_percent(script):
     assert _script(script).format_table(ROWS, "load average: 1.00").splitlines() == TABLES[script]
+
 
 FAKE_BENCH = """
 import sys

@@ -4,29 +4,16 @@ one clear error for details that do not belong to the report."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench import dense3d_no_target as script
 from core.__main__ import main
 from core.data.predictions import write_box_sets
 from core.eval.scenes import ScanTruth
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "dense3d_no_target", REPO / "bench" / "dense3d_no_target.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +45,6 @@ def scored(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
 
 def test_threshold_is_picked_and_rescored_by_the_evaluator(scored, tmp_path, capsys):
-    script = _script()
     split = script.load_split(scored["report"], scored["details"])
     assert split.zero.sum() == 3 and split.f1["F1@0.5"].tolist() == [0, 0, 0, 1, 1, 1, 1, 1]
     # never abstain: 5/8; at 0.2 the exact answer scored 0.1 is lost: 4/8; at 0.9 every zero-target query
@@ -84,7 +70,6 @@ def test_threshold_is_picked_and_rescored_by_the_evaluator(scored, tmp_path, cap
 
 
 def test_details_of_another_run_are_one_clear_error(scored, tmp_path, capsys):
-    script = _script()
     details = json.loads(scored["details"].read_text())
     details.pop(next(iter(details)))
     other = tmp_path / "other-details.json"
@@ -97,3 +82,20 @@ def test_details_of_another_run_are_one_clear_error(scored, tmp_path, capsys):
     not_multi.write_text(json.dumps({"task": "refseg", "samples": []}))
     assert script.main(["--calibrate", str(not_multi), str(scored["details"])]) == 2
     assert "not a `python -m core eval multi3drefer` report" in capsys.readouterr().err
+
+
+def test_a_report_that_does_not_match_its_prediction_file_is_caught(scored, tmp_path, capsys):
+    """The cross-check is real: a report whose per-query scores are not those of the prediction file it
+    names (here a query the threshold keeps, answered exactly, now has no box) is refused, not reported."""
+    report = json.loads(scored["report"].read_text())
+    preds = json.loads(Path(report["inputs"]["pred"]).read_text())
+    kept = next(s for s in report["samples"] if s["object_ids"])  # scored 0.9: kept at the threshold
+    preds[kept["key"]] = []
+    other = tmp_path / "other-pred.json"
+    other.write_text(json.dumps(preds))
+    report["inputs"]["pred"] = str(other)
+    moved = tmp_path / "eval.json"
+    moved.write_text(json.dumps(report))
+    assert script.main(["--calibrate", str(moved), str(scored["details"])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "from the evaluator" in err and "do not belong to this report" in err and "\n" not in err

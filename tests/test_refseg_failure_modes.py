@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench import refseg_failure_modes as script
 from core.__main__ import main as core_main
 from core.data.predictions import write_vertex_sets
 from core.eval.scenes import ScanTruth
 from core.scene.labels import normalize_label
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "refseg_failure_modes", REPO / "bench" / "refseg_failure_modes.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _scored(root: Path, tmp_path: Path, name: str, pick) -> tuple[Path, Path]:
@@ -75,7 +64,6 @@ def _another_of_the_class(scene, target: int) -> int:
 def test_outcomes_of_perfect_distractor_and_empty_predictions(
     synth_root: Path, tmp_path: Path, capsys
 ) -> None:
-    script = _script()
     truth = ScanTruth(synth_root)
 
     report, pred = _scored(synth_root, tmp_path, "perfect", lambda scene, target: target)
@@ -109,5 +97,5 @@ def test_outcomes_of_perfect_distractor_and_empty_predictions(
 def test_a_report_of_another_task_is_one_clear_error(tmp_path: Path, capsys) -> None:
     report = tmp_path / "qa-eval.json"
     report.write_text(json.dumps({"task": "scanqa", "samples": []}))
-    code = _script().main(["--report", str(report), "--pred", str(report), "--scans", str(tmp_path)])
+    code = script.main(["--report", str(report), "--pred", str(report), "--scans", str(tmp_path)])
     assert code == 2 and "not a refseg report" in capsys.readouterr().err

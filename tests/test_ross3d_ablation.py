@@ -6,16 +6,15 @@ then a rerun that must start no training and rewrite no result, and one clear er
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import subprocess
-from pathlib import Path
 
 import pytest
 from ross3d_tiny import PRESET
 
-REPO = Path(__file__).resolve().parents[1]
+from bench import ross3d_ablation as ablation
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # the command tests' tiny preset on the three scored benchmarks (2 questions each), with the default box
@@ -26,16 +25,8 @@ TINY["data"] = {"split": "train", "tasks": ["scanqa", "sqa3d", "scanrefer"], "ma
 TINY["train"].pop("lr_multipliers")
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("ross3d_ablation", REPO / "bench" / "ross3d_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow  # two real training subprocesses, scoring and reconstruction: about a minute
 def test_two_arms_train_score_resume_and_refuse_bad_data(synth_root, tmp_path, capsys, monkeypatch):
-    ablation = _script()
     preset = tmp_path / "tiny.json"
     preset.write_text(json.dumps(TINY))
     out = tmp_path / "ablation"
@@ -126,7 +117,6 @@ def test_two_arms_train_score_resume_and_refuse_bad_data(synth_root, tmp_path, c
 
 
 def test_a_failed_training_is_one_clear_error_naming_its_log(synth_root, tmp_path, capsys):
-    ablation = _script()
     broken = json.loads(json.dumps(TINY))
     broken["data"]["no_such_key"] = 1  # `train ross3d` refuses it: the subprocess exits 2
     preset = tmp_path / "broken.json"
@@ -143,7 +133,6 @@ def test_a_failed_training_is_one_clear_error_naming_its_log(synth_root, tmp_pat
 
 
 def test_table_is_mean_and_sample_std_over_seeds():
-    ablation = _script()
     runs = [
         {"arm": arm, "seed": seed, "values": {"sqa3d_em": em, "scanqa_cider": 0.5, "scanrefer_acc25": 0.25,
                                               "bev_psnr": psnr}}
@@ -162,7 +151,6 @@ def test_table_is_mean_and_sample_std_over_seeds():
 def test_a_run_started_from_another_checkout_still_resumes(tmp_path):
     """The notes name the checkout a run was started from; they cannot change its numbers, so a run
     begun in a worktree resumes from the main checkout. The steps or a switch of the arm can."""
-    ablation = _script()
     base = {**copy.deepcopy(TINY), "source": "/a/worktree/cpu-tiny.json"}
     here = ablation.arm_preset(base, "both", 1, 5, tmp_path / "cache")
     there = ablation.arm_preset({**base, "source": "/elsewhere/cpu-tiny.json"}, "both", 1, 5, tmp_path / "c2")

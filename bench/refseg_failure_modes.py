@@ -1,6 +1,7 @@
 """Why a referring-segmentation model misses: the wrong kind of object, or the right kind but the wrong one?
 
     python bench/refseg_failure_modes.py --report EVAL.json --pred PRED.json --scans DIR [--json OUT]
+        [--details DETAILS.json]
 
 Reads a `python -m core eval refseg` report (its samples carry the scene, the target object and the
 unique / multiple split) and the prediction file it scored, takes the object each predicted mask lies on
@@ -11,6 +12,8 @@ the right instance was picked beside the chance of picking it at random among th
 class. A model that reads the class
 but not the relations sits at that chance; the class-name blind baseline has the class right every time
 and sits at it too, which is why it is hard to beat on "multiple" without reading the relations.
+With the `--details` file of `python -m core predict dense3d` of a model with class matching, it also
+prints how often the model read the named class from the sentence (`named_class`).
 """
 
 from __future__ import annotations
@@ -37,8 +40,11 @@ def majority_object(indices: np.ndarray, vertices: dict[int, np.ndarray]) -> int
     return best if best is not None and overlap[best] > 0 else None
 
 
-def failure_modes(report: dict, preds: dict, truth) -> dict[str, dict[str, float]]:
-    """Per split (and "overall"): counts and rates of the class / instance outcomes (module docstring)."""
+def failure_modes(
+    report: dict, preds: dict, truth, details: dict | None = None
+) -> dict[str, dict[str, float]]:
+    """Per split (and "overall"): counts and rates of the class / instance outcomes (module docstring);
+    with `details` (keyed like the predictions), also how often the sentence's class was read right."""
     counts: dict[str, Counter] = defaultdict(Counter)
     chance: dict[str, float] = defaultdict(float)
     for sample in report["samples"]:
@@ -48,9 +54,11 @@ def failure_modes(report: dict, preds: dict, truth) -> dict[str, dict[str, float
         same_class = sum(1 for cls in classes.values() if cls == classes[target])
         pred = preds.get(sample["key"])
         picked = majority_object(pred.indices, scene.vertices) if pred is not None else None
+        named = (details or {}).get(sample["key"], {}).get("named_class")
         for split in (sample["split"], "overall"):
             c = counts[split]
             c["samples"] += 1
+            c["class read"] += int(named is not None and normalize_label(named) == classes[target])
             if picked is None:
                 c["no object"] += 1
             elif classes[picked] == classes[target]:
@@ -68,18 +76,22 @@ def failure_modes(report: dict, preds: dict, truth) -> dict[str, dict[str, float
             "right_object_given_class": c["right object"] / right_class if right_class else float("nan"),
             "chance_given_class": chance[split] / right_class if right_class else float("nan"),
         }
+        if details is not None:
+            out[split]["class_read"] = c["class read"] / n
     return out
 
 
 def format_table(modes: dict[str, dict[str, float]]) -> str:
+    read = "class_read" in modes["overall"]
     head = "| split | samples | no object | right class | right object | right object, class right | chance |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    lines = [head + (" class read from the sentence |" if read else ""), "|---" * (8 if read else 7) + "|"]
     order = [s for s in ("unique", "multiple") if s in modes] + ["overall"]
     for split in order:
         m = modes[split]
         lines.append(
             f"| {split} | {m['samples']} | {m['no_object']:.1%} | {m['right_class']:.1%} | "
             f"{m['right_object']:.1%} | {m['right_object_given_class']:.1%} | {m['chance_given_class']:.1%} |"
+            + (f" {m['class_read']:.1%} |" if read else "")
         )
     return "\n".join(lines)
 
@@ -90,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pred", required=True, type=Path, help="the prediction file that report scored")
     parser.add_argument("--scans", required=True, type=Path, help="the dataset root of the scenes")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--details", type=Path, help="the --details file of `predict dense3d` (class read)")
     args = parser.parse_args(argv)
 
     from core.data.errors import DataError
@@ -101,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(args.report.read_text())
         if report.get("task") != "refseg" or not isinstance(report.get("samples"), list):
             raise DataError(args.report, "not a refseg report of `python -m core eval refseg --out`")
-        modes = failure_modes(report, read_vertex_sets(args.pred), ScanTruth(args.scans))
+        details = json.loads(args.details.read_text()) if args.details else None
+        modes = failure_modes(report, read_vertex_sets(args.pred), ScanTruth(args.scans), details)
     except (OSError, json.JSONDecodeError, DataError, EvalError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

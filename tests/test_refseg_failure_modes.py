@@ -99,3 +99,27 @@ def test_a_report_of_another_task_is_one_clear_error(tmp_path: Path, capsys) -> 
     report.write_text(json.dumps({"task": "scanqa", "samples": []}))
     code = script.main(["--report", str(report), "--pred", str(report), "--scans", str(tmp_path)])
     assert code == 2 and "not a refseg report" in capsys.readouterr().err
+
+
+def test_details_give_how_often_the_named_class_was_read(synth_root: Path, tmp_path: Path, capsys) -> None:
+    """A details file whose `named_class` is the target's class for every other query (in the predict
+    file's spelling, underscores and case) and a wrong class for the rest: read right half the time."""
+    truth = ScanTruth(synth_root)
+    report, pred = _scored(synth_root, tmp_path, "perfect", lambda scene, target: target)
+    samples = json.loads(report.read_text())["samples"]
+    details, right = {}, 0
+    for i, s in enumerate(samples):
+        cls = _class(truth.scene(s["scene_id"]), int(s["object_id"]))
+        named = cls.upper().replace(" ", "_") if i % 2 == 0 else "no such class"
+        details[s["key"]] = {"named_class": named}
+        right += i % 2 == 0
+    path = tmp_path / "details.json"
+    path.write_text(json.dumps(details))
+    out = tmp_path / "modes.json"
+    args = ["--report", str(report), "--pred", str(pred), "--scans", str(synth_root), "--json", str(out)]
+    assert script.main([*args, "--details", str(path)]) == 0
+    assert json.loads(out.read_text())["overall"]["class_read"] == pytest.approx(right / len(samples))
+    assert "class read from the sentence" in capsys.readouterr().out
+    # without details the column is absent
+    assert script.main(args) == 0
+    assert "class_read" not in json.loads(out.read_text())["overall"]

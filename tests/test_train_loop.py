@@ -118,3 +118,23 @@ def test_grouped_order_keeps_each_group_together_and_is_a_permutation():
     assert list(EpochSampler(len(groups), seed=4, groups=groups)) == order  # seeded
     sampler.epoch = 1
     assert list(sampler) != order  # a new epoch, a new order
+
+
+def test_batches_of_one_group_are_shuffled_across_groups():
+    """With a batch size, every full batch holds one group, consecutive batches change group (not a run of
+    one room after another), leftovers come last, and the order is seeded and a permutation."""
+    from core.train.loop import EpochSampler
+
+    groups = ["a"] * 9 + ["b"] * 8 + ["c"] * 7 + ["d"] * 8
+    sampler = EpochSampler(len(groups), seed=1, groups=groups, batch_size=4)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(groups)))
+    batches = [[groups[i] for i in order[k : k + 4]] for k in range(0, len(order), 4)]
+    full = batches[:7]  # 2 + 2 + 1 + 2 full batches; the 4 leftovers (1 a, 3 c) make the last one
+    assert all(len(set(b)) == 1 for b in full)
+    assert sorted(b[0] for b in full) == ["a", "a", "b", "b", "c", "d", "d"]
+    assert sorted(batches[7]) == ["a", "c", "c", "c"]
+    assert [b[0] for b in full] != sorted(b[0] for b in full)  # not group after group
+    assert list(EpochSampler(len(groups), seed=1, groups=groups, batch_size=4)) == order
+    sampler.epoch = 1
+    assert list(sampler) != order

@@ -185,8 +185,10 @@ class SampleOutput:
     has_seg: bool
     score: float
     abstained: bool = False  # emptied by `--empty-below`: the chosen proposals were too improbable
+    named_class: str | None = None  # the class the model read from the sentence (class matching on)
 
     def details(self) -> dict[str, Any]:
+        extra = {"named_class": self.named_class} if self.named_class is not None else {}
         return {
             "scene_id": self.sample.scene_id,
             "kind": self.sample.kind,
@@ -199,6 +201,7 @@ class SampleOutput:
             "subset": self.sample.subset,
             "target_ids": list(self.sample.target_ids),
             "abstained": self.abstained,
+            **extra,
         }
 
 
@@ -298,6 +301,7 @@ class Dense3DPredictor:
             answer=p.answer,
             has_seg=bool(p.has_seg),
             score=float(p.score),
+            named_class=p.named_class,
         )
 
 

@@ -26,6 +26,7 @@ from core.data.datasets import (
 )
 from core.data.datasets.refseg import read_split, summarize
 from core.models.common.backbone_pretrain import BackbonePretrainConfig, BackbonePretrainer
+from core.models.common.categories import build_vocabulary
 from core.models.common.image_tokens import FrameInputs
 from core.models.common.pretrained import config_from_dict
 from core.models.dense3d.configuration_dense3d import Dense3DConfig
@@ -90,13 +91,27 @@ def _cache(root: Path, out: Path, voxel_size: float, options: dict[str, Any]) ->
     )
 
 
+def train_vocabulary(cache: SceneCache, scenes: list[str], min_count: int) -> list[str]:
+    """The raw-label classes of the train scenes (`core.models.common.categories`)."""
+    return build_vocabulary(
+        (label for scene in scenes for label in cache.get(scene).object_labels), min_count
+    )
+
+
 def backbone_job(preset: dict[str, Any], root: Path, out: Path) -> TrainJob:
-    """Stage 1: the U-Net with semantic and offset heads over the train scenes."""
+    """Stage 1: the U-Net with semantic and offset heads (and, with class matching, the raw-label class
+    head) over the train scenes."""
     options = _data_options(preset)
     model_config = config_from_dict(Dense3DConfig, preset["model"], preset.get("source"))
-    config = BackbonePretrainConfig(unet=model_config.unet, voxel_size=model_config.voxel_size)
     scenes = read_split(root, options.get("split", "train"))
-    dataset = SceneDataset(scenes, _cache(root, out, config.voxel_size, options))
+    cache = _cache(root, out, model_config.voxel_size, options)
+    matching = model_config.class_match
+    config = BackbonePretrainConfig(
+        unet=model_config.unet,
+        voxel_size=model_config.voxel_size,
+        categories=train_vocabulary(cache, scenes, matching.min_count) if matching else [],
+    )
+    dataset = SceneDataset(scenes, cache)
     train_config = TrainConfig.from_dict(preset["pretrain"], "pretrain")
     recipe = {"stage": "backbone", "preset": preset.get("source"), "data": str(root), "scenes": scenes}
     return TrainJob(BackbonePretrainer(config), dataset, collate, train_config, out, recipe)
@@ -111,9 +126,21 @@ def refseg_job(
         model = Dense3DModel.from_pretrained(init)
         model.train()
     else:
-        model = Dense3DModel(config_from_dict(Dense3DConfig, preset["model"], preset.get("source")))
-        if backbone is not None:
-            pretrained = BackbonePretrainer.from_pretrained(backbone)
+        config = config_from_dict(Dense3DConfig, preset["model"], preset.get("source"))
+        pretrained = BackbonePretrainer.from_pretrained(backbone) if backbone is not None else None
+        if config.class_match is not None and not config.class_match.categories:
+            # the classes of stage 1 when it learned them, else the train scenes' own
+            config.class_match.categories = (
+                list(pretrained.config.categories)
+                if pretrained is not None and pretrained.config.categories
+                else train_vocabulary(
+                    _cache(root, out, config.voxel_size, options),
+                    read_split(root, options.get("split", "train")),
+                    config.class_match.min_count,
+                )
+            )
+        model = Dense3DModel(config)
+        if pretrained is not None:
             model.backbone.load_state_dict(pretrained.backbone.state_dict())
     samples = load_samples(
         root,

@@ -38,13 +38,17 @@ STATE_FILE = "trainer_state.json"
 class EpochSampler(Sampler[int]):
     """A fresh permutation per epoch from (seed, epoch): the data order is a function of the position in
     training, so a resumed run sees the same samples an uninterrupted one would. With `groups` (e.g. each
-    sample's scene), the order is group by group (groups and members shuffled), so a batch mostly holds
-    one group: queries about one room share its U-Net pass. The loop sets `epoch` and `skip` itself; there
-    is deliberately no `set_epoch`, which accelerate's loader would call with its own iteration count."""
+    sample's scene), a batch holds one group: queries about one room share its U-Net pass. With
+    `batch_size` too, each group's members (shuffled) are cut into batches and the batches of all groups
+    are shuffled together, so consecutive steps see different groups; the members left over when a group
+    does not fill its last batch are pooled into mixed batches at the end of the epoch. (Without it the
+    order is group after group: a dozen steps in a row on one room made Dense3D's classifier of the named
+    class chase that room's classes and stay at chance.) The loop sets `epoch` and `skip` itself; there is
+    deliberately no `set_epoch`, which accelerate's loader would call with its own iteration count."""
 
-    def __init__(self, size: int, seed: int, groups: list | None = None):
+    def __init__(self, size: int, seed: int, groups: list | None = None, batch_size: int | None = None):
         self.size, self.seed, self.epoch = size, seed, 0
-        self.groups = groups
+        self.groups, self.batch_size = groups, batch_size
         self.skip = 0  # samples of this epoch already seen before a resume (read once, when an epoch starts)
 
     def order(self) -> list[int]:
@@ -55,7 +59,15 @@ class EpochSampler(Sampler[int]):
         members: dict = {}
         for index in order:  # members in shuffled order, groups in order of first appearance (shuffled)
             members.setdefault(self.groups[index], []).append(index)
-        return [index for group in members.values() for index in group]
+        if not self.batch_size:
+            return [index for group in members.values() for index in group]
+        size, batches, rest = self.batch_size, [], []
+        for group in members.values():
+            full = len(group) - len(group) % size
+            batches += [group[i : i + size] for i in range(0, full, size)]
+            rest += group[full:]
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        return [index for b in shuffled for index in batches[b]] + rest
 
     def __iter__(self):
         order = self.order()[self.skip :]
@@ -154,7 +166,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 
-    sampler = EpochSampler(len(job.dataset), config.seed, job.groups)
+    sampler = EpochSampler(len(job.dataset), config.seed, job.groups, config.batch_size)
     # the loader draws its workers' base seed from its own generator, not the global one: otherwise opening
     # an epoch's iterator at a different moment after a resume would shift every later dropout mask.
     # accelerate deals whole batches round-robin to the processes; with drop_last it drops an incomplete

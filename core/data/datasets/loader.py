@@ -111,6 +111,8 @@ class SceneBatch:
     point_mask: torch.Tensor | None = None  # (N,) bool union of the item's targets
     superpoint_mask: torch.Tensor | None = None  # (S,) bool superpoint mean of point_mask > 0.5
     samples: list[RefSegSample] | None = None
+    # per item: objectId -> raw label of the scene's annotated objects (the classes a sentence names)
+    object_labels: list[dict[int, str]] | None = None
 
     @property
     def num_superpoints(self) -> list[int]:
@@ -189,6 +191,7 @@ def collate(items: Sequence[SceneItem]) -> SceneBatch:
         semantic=t(np.concatenate([s.semantic for s in scenes]).astype(np.int64)),
         scene_ids=[s.scene_id for s in scenes],
         voxel_size=sizes.pop(),
+        object_labels=[dict(zip(s.object_ids.tolist(), s.object_labels)) for s in scenes],
     )
     if all(item.sample is not None for item in items):
         point_masks = [s.point_mask(item.sample.target_ids) for s, item in zip(scenes, items)]

@@ -4,7 +4,9 @@ Every relative of Dense3D starts from a pretrained, frozen 3D backbone, and user
 scratch inside the referring model report failure (REFERENCE §4). No such weights can be downloaded here,
 so the U-Net first learns, per point, its NYU40 class (cross-entropy) and the offset to its instance's
 centre (L1, as in PointGroup / SoftGroup): features that separate objects and group their points, which
-is what superpoint pooling and the query decoder need. The trained U-Net's weights are then loaded into
+is what superpoint pooling and the query decoder need. With `categories` (a vocabulary of raw labels,
+`core.models.common.categories`) it also learns the class a sentence names, which NYU40 often folds away
+(cup, bottle and monitor are all "otherprop"). The trained U-Net's weights are then loaded into
 `Dense3DModel.backbone` (same module, same keys).
 """
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.data.datasets.loader import SceneBatch
+from core.models.common.categories import IGNORE, batch_point_classes
 from core.models.common.pooling import voxel_to_point
 from core.models.common.pretrained import PretrainedMixin
 from core.models.common.sparse_unet import SparseUNet, SparseUNetConfig
@@ -31,6 +34,8 @@ class BackbonePretrainConfig:
     num_classes: int = NUM_NYU40
     semantic_weight: float = 1.0
     offset_weight: float = 1.0
+    categories: list[str] = field(default_factory=list)  # raw-label vocabulary; empty: no category head
+    category_weight: float = 1.0
     voxel_size: float = 0.02
     recipe: dict[str, Any] = field(default_factory=dict)
 
@@ -45,6 +50,7 @@ class BackbonePretrainer(nn.Module, PretrainedMixin):
         self.backbone = SparseUNet(config.unet)
         self.semantic = nn.Linear(width, config.num_classes)
         self.offset = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, 3))
+        self.category = nn.Linear(width, len(config.categories) + 1) if config.categories else None
 
     def point_features(self, batch: SceneBatch) -> Tensor:
         voxel = self.backbone(batch.voxel_coords, batch.voxel_feats, batch.batch_size)
@@ -64,13 +70,26 @@ class BackbonePretrainer(nn.Module, PretrainedMixin):
             if labelled.any()
             else logits.new_zeros(())
         )
-        return {
+        out = {
             "loss": loss,
             "loss_semantic": semantic.detach(),
             "loss_offset": offset_loss.detach(),
             "accuracy": accuracy.detach(),
             "annotated": annotated,
         }
+        if self.category is not None:
+            classes = batch_point_classes(batch, self.config.categories)
+            logits = self.category(feats)
+            category = F.cross_entropy(logits, classes, ignore_index=IGNORE)
+            out["loss"] = loss + self.config.category_weight * category
+            out["loss_category"] = category.detach()
+            named = classes != IGNORE
+            out["category_accuracy"] = (
+                (logits.argmax(1)[named] == classes[named]).float().mean()
+                if named.any()
+                else logits.new_zeros(())
+            ).detach()
+        return out
 
     def _offset_loss(self, feats: Tensor, batch: SceneBatch) -> tuple[Tensor, Tensor]:
         """L1 between the predicted and the true offset to the point's instance centre (annotated points)."""

@@ -14,6 +14,7 @@ from core.models.common.image_tokens import ImageBranchConfig
 from core.models.common.llm import LLMConfig
 from core.models.common.pooling import DESCRIPTOR_DIM
 from core.models.common.sparse_unet import SparseUNetConfig
+from core.models.dense3d.class_match import ClassMatchConfig
 from core.models.dense3d.grouping import GroupingConfig
 from core.models.dense3d.loss import SegLossConfig
 from core.models.dense3d.query_decoder import QueryDecoderConfig
@@ -43,6 +44,9 @@ class Dense3DConfig:
     # (core.models.dense3d.grouping): the mask is then the chosen proposals. None: threshold the decoder's
     # superpoint mask, as the paper does.
     grouping: GroupingConfig | None = None
+    # Class matching (core.models.dense3d.class_match): a classifier of the sentence's named class and one of
+    # each proposal's class, their agreement added to the proposal logits. Needs `grouping`.
+    class_match: ClassMatchConfig | None = None
     # The decoder's text attention also reads the prompt's input word embeddings, not only the LLM's last
     # states: a small LLM trained from scratch on a few thousand sentences carries the words to its last
     # layer too slowly (cpu-tiny runs without it stayed at chance); a large pretrained LLM does not need it.
@@ -73,6 +77,8 @@ class Dense3DConfig:
                 f"Dense3DConfig: decoder.in_channels ({self.decoder.in_channels}) must equal the superpoint "
                 f"feature width: unet.channels[0] ({self.unet.out_channels}){extra}",
             )
+        if self.class_match is not None and self.grouping is None:
+            raise ModelError(None, "Dense3DConfig: class_match chooses among proposals: set grouping too")
         if self.image is not None and self.llm.path is None and self.image.out_dim != self.llm.hidden:
             raise ModelError(
                 None,

@@ -108,11 +108,14 @@ class GroupSelection(nn.Module):
         self.config = config
         self.no_object = nn.Parameter(torch.zeros(()))
 
-    def logits(self, mask_logits: Tensor, groups: Tensor) -> Tensor:
-        """[G + 1]: proposal logits (mean superpoint logit) and the "no object" logit last.
+    def logits(self, mask_logits: Tensor, groups: Tensor, prior: Tensor | None = None) -> Tensor:
+        """[G + 1]: proposal logits (mean superpoint logit, plus `prior` [G] when given: the class
+        agreement of core.models.dense3d.class_match) and the "no object" logit last.
         `mask_logits` [S] over the sample's real superpoints."""
         num = int(groups.max()) + 1
         pooled = group_mean(mask_logits.float(), groups, num)
+        if prior is not None:
+            pooled = pooled + prior.float()
         return torch.cat([pooled, self.no_object.float()[None]])
 
     @staticmethod
@@ -140,9 +143,11 @@ class GroupSelection(nn.Module):
         counts: list[Tensor],
         targets: list[Tensor],
         keep: Tensor,
+        priors: list[Tensor] | None = None,
     ) -> Tensor:
         """Multi-positive cross-entropy summed over predictions, mean over kept samples.
-        `mask_logits`: per prediction, a list of [S_b] per sample (real superpoints only)."""
+        `mask_logits`: per prediction, a list of [S_b] per sample (real superpoints only); `priors`: per
+        sample, [G_b] added to its proposal logits."""
         total, kept = None, 0
         for b in range(len(groups)):
             if not bool(keep[b]):
@@ -150,7 +155,8 @@ class GroupSelection(nn.Module):
             kept += 1
             pos = self.positives(targets[b], groups[b], counts[b])
             for layer in mask_logits:
-                logp = self.logits(layer[b], groups[b]).log_softmax(-1)
+                prior = priors[b] if priors is not None else None
+                logp = self.logits(layer[b], groups[b], prior).log_softmax(-1)
                 term = -torch.logsumexp(logp[pos], dim=0)
                 total = term if total is None else total + term
         if total is None:
@@ -159,12 +165,17 @@ class GroupSelection(nn.Module):
 
     @torch.no_grad()
     def choose(
-        self, mask_logits: Tensor, groups: Tensor, threshold: float = 0.5, allow_empty: bool = True
+        self,
+        mask_logits: Tensor,
+        groups: Tensor,
+        threshold: float = 0.5,
+        allow_empty: bool = True,
+        prior: Tensor | None = None,
     ) -> tuple[Tensor, float]:
         """(superpoint mask [S] bool, summed softmax probability of the chosen proposals). With
         `allow_empty` False the best proposal is taken even when "no object" is more probable: Dense3D
         passes False once the LLM has answered with a [SEG] (it said the object exists)."""
-        logits = self.logits(mask_logits, groups)
+        logits = self.logits(mask_logits, groups, prior)
         probs = logits.softmax(-1)
         top = int(probs.argmax()) if allow_empty else int(probs[:-1].argmax())
         if top == probs.shape[0] - 1:  # "no object" is the most probable answer

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from core.data.datasets.loader import SceneBatch
+from core.models.common.categories import batch_point_classes, class_id, region_classes
 from core.models.common.image_tokens import FrameInputs, ImageBranch
 from core.models.common.llm import (
     IGNORE_INDEX,
@@ -40,6 +41,7 @@ from core.models.common.pos3d import sinusoidal_3d
 from core.models.common.pretrained import PretrainedMixin
 from core.models.common.sparse_unet import SparseUNet
 from core.models.common.vision import Projector
+from core.models.dense3d.class_match import ClassMatch
 from core.models.dense3d.configuration_dense3d import Dense3DConfig
 from core.models.dense3d.grouping import GroupSelection, colour_groups
 from core.models.dense3d.loss import SegLoss
@@ -73,6 +75,7 @@ class Dense3DPrediction:
     answer: str  # the generated text
     has_seg: bool  # False: the model said there is no such object
     score: float  # predicted IoU of the mask (grouping on: the chosen proposals' probability)
+    named_class: str | None = None  # class matching on: the class the sentence names, as the model reads it
 
 
 @dataclass
@@ -127,6 +130,18 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         self.decoder = QueryDecoder(config.decoder)
         self.seg_loss = SegLoss(config.seg_loss)
         self.selection = GroupSelection(config.grouping) if config.grouping is not None else None
+        self.class_match = (
+            ClassMatch(
+                config.class_match,
+                config.superpoint_width,
+                hidden,
+                d,
+                config.decoder.num_heads,
+                config.max_question_tokens + 32,
+            )
+            if config.class_match is not None
+            else None
+        )
         # proposals depend only on the scene (not on weights): computed once per scene and kept
         self._scene_groups = SceneMemo(SCENES_MEMO)
         self.processor = Dense3DProcessor(self.tokenizer, config.max_question_tokens)
@@ -301,17 +316,20 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         positions = seg_positions(spliced.labels, self.ids.seg, self.config.seg_rule)
         query, has_seg = self.seg_head.queries_from_hidden(out.hidden_states[-1], positions)
         prompt = spliced.text_mask & (spliced.labels == IGNORE_INDEX)
-        decoded = self.decoder(
-            query,
-            features.feats,
-            centres=features.centres,
-            **self._text(out.hidden_states[-1], prompt, spliced.inputs_embeds),
-        )
+        packed = self._prompt(out.hidden_states[-1], prompt, spliced.inputs_embeds)
+        words = self._text(packed)
+        decoded = self.decoder(query, features.feats, centres=features.centres, **words)
         bounds = scene.superpoint_offsets.tolist()
         targets = [scene.superpoint_mask[bounds[b] : bounds[b + 1]] for b in range(scene.batch_size)]
         seg = self.seg_loss(decoded, targets, sample_mask=has_seg)
         loss = self.config.lm_weight * out.loss + self.config.seg_weight * seg["loss"]
-        terms = {}
+        terms, priors = {}, None
+        if self.class_match is not None:
+            priors, classified = self._class_match_losses(scene, features, packed)
+            loss = loss + self.config.class_match.loss_weight * (
+                classified["loss_class_sentence"] + classified["loss_class_proposal"]
+            )
+            terms.update({k: v.detach() for k, v in classified.items()})
         if self.selection is not None:
             per_layer = [decoded.per_sample(layer) for layer in range(len(decoded.mask_logits))]
             select = self.selection.loss(
@@ -320,6 +338,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                 features.counts,
                 targets,
                 has_seg,
+                priors,
             )
             loss = loss + self.config.grouping.weight * select
             terms["loss_select"] = select.detach()
@@ -365,35 +384,101 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         positions &= full.attention_mask.bool()
         query, has_seg = self.seg_head.queries_from_hidden(out.hidden_states[-1], positions)
         prompt = full.attention_mask.bool() & ~full.visual_mask & ~generated
-        decoded = self.decoder(
-            query,
-            features.feats,
-            centres=features.centres,
-            **self._text(out.hidden_states[-1], prompt, full.inputs_embeds),
-        )
+        packed = self._prompt(out.hidden_states[-1], prompt, full.inputs_embeds)
+        words = self._text(packed)
+        decoded = self.decoder(query, features.feats, centres=features.centres, **words)
         logits = empty_mask_where_missing(decoded.pred_masks, has_seg)[:, 0]  # [B, S]
         scores = decoded.pred_scores[:, 0]
         groups = features.groups or [None] * scene.batch_size
-        return [
-            self._prediction(scene, b, logits[b], bool(has_seg[b]), float(scores[b]), new_ids[b], groups[b])
+        priors, named = [None] * scene.batch_size, [None] * scene.batch_size
+        if self.class_match is not None:
+            matched = self._class_match_outputs(features, packed)
+            names = ["other", *self.config.class_match.categories]
+            priors = [prior for prior, _, _ in matched]
+            named = [names[int(sentence.argmax())] for _, _, sentence in matched]
+        predictions = [
+            self._prediction(
+                scene, b, logits[b], bool(has_seg[b]), float(scores[b]), new_ids[b], groups[b], priors[b]
+            )
             for b in range(scene.batch_size)
         ]
+        for prediction, name in zip(predictions, named):
+            prediction.named_class = name
+        return predictions
 
-    def _text(self, hidden: Tensor, prompt: Tensor, embeds: Tensor) -> dict[str, Tensor]:
-        """The prompt's token states ([B, T, H] hidden, [B, T] bool) packed for the decoder's text
-        attention: {"text": [B, T', d_model], "text_padding": [B, T'] True = padding}; {} when it is off.
-        With `word_skip`, the tokens' input embeddings ([B, T, H] `embeds`) are added after their own
-        projection: a path from the words to the mask that does not wait for the LLM to carry them."""
-        if self.text_proj is None:
-            return {}
+    def _class_match_outputs(
+        self, features: SceneFeatures, packed: tuple[Tensor, Tensor, Tensor]
+    ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Per item: (prior [G], proposal class logits [G, K + 1], sentence class logits [K + 1])."""
+        sentence = self.class_match.sentence_logits(*packed)
+        out = []
+        for b in range(len(features.feats)):
+            proposal = self.class_match.proposal_logits(
+                features.feats[b], features.counts[b], features.groups[b]
+            )
+            out.append((self.class_match.prior(proposal, sentence[b]), proposal, sentence[b]))
+        return out
+
+    def _class_match_losses(
+        self, scene: SceneBatch, features: SceneFeatures, packed: tuple[Tensor, Tensor, Tensor]
+    ) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """Priors per item, and the two classifiers' cross-entropy and accuracy (proposals counted once per
+        scene: several queries about one room share its proposals)."""
+        vocabulary = self.config.class_match.categories
+        outputs = self._class_match_outputs(features, packed)
+        point_class = batch_point_classes(scene, vocabulary)
+        po, so = scene.point_offsets.tolist(), scene.superpoint_offsets.tolist()
+        proposal_logits, proposal_labels, seen = [], [], set()
+        for b, (_, proposal, _) in enumerate(outputs):
+            if scene.scene_ids[b] in seen:
+                continue
+            seen.add(scene.scene_ids[b])
+            ids = scene.superpoint_ids[po[b] : po[b + 1]] - so[b]
+            region = features.groups[b][ids]
+            proposal_logits.append(proposal)
+            proposal_labels.append(
+                region_classes(
+                    point_class[po[b] : po[b + 1]],
+                    scene.instance[po[b] : po[b + 1]],
+                    region,
+                    proposal.shape[0],
+                )
+            )
+        sentence_labels = torch.tensor(
+            [class_id(s.object_name, vocabulary) for s in scene.samples], device=point_class.device
+        )
+        ce_s, acc_s = self.class_match.loss(torch.stack([o[2] for o in outputs]), sentence_labels)
+        ce_p, acc_p = self.class_match.loss(torch.cat(proposal_logits), torch.cat(proposal_labels))
+        terms = {
+            "loss_class_sentence": ce_s,
+            "loss_class_proposal": ce_p,
+            "acc_class_sentence": acc_s,
+            "acc_class_proposal": acc_p,
+        }
+        return [prior for prior, _, _ in outputs], terms
+
+    @staticmethod
+    def _prompt(hidden: Tensor, prompt: Tensor, embeds: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The prompt's tokens packed to the front: (last states [B, T', H], input embeddings [B, T', H],
+        padding [B, T'] True = padding) from [B, T, H] states, [B, T] bool `prompt` and [B, T, H] embeds."""
         counts = prompt.sum(dim=1)
         width = int(counts.max())
         order = torch.argsort((~prompt).to(torch.int8), dim=1, stable=True)[:, :width]  # prompt tokens first
         index = order[..., None].expand(-1, -1, hidden.shape[-1])
-        text = self.text_proj(torch.gather(hidden, 1, index))
-        if self.word_proj is not None:
-            text = text + self.word_proj(torch.gather(embeds, 1, index).to(text.dtype))
         padding = torch.arange(width, device=hidden.device)[None, :] >= counts[:, None]
+        return torch.gather(hidden, 1, index), torch.gather(embeds, 1, index), padding
+
+    def _text(self, packed: tuple[Tensor, Tensor, Tensor]) -> dict[str, Tensor]:
+        """The packed prompt (`_prompt`) for the decoder's text attention: {"text": [B, T', d_model],
+        "text_padding": [B, T']}; {} when it is off. With `word_skip`, the tokens' input embeddings are
+        added after their own projection: a path from the words to the mask that does not wait for the
+        LLM to carry them."""
+        if self.text_proj is None:
+            return {}
+        hidden, embeds, padding = packed
+        text = self.text_proj(hidden)
+        if self.word_proj is not None:
+            text = text + self.word_proj(embeds.to(text.dtype))
         return {"text": text, "text_padding": padding}
 
     def _prediction(
@@ -405,6 +490,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         score: float,
         new_ids: Tensor,
         groups: Tensor | None = None,
+        prior: Tensor | None = None,
     ) -> Dense3DPrediction:
         s0, s1 = int(scene.superpoint_offsets[b]), int(scene.superpoint_offsets[b + 1])
         p0, p1 = int(scene.point_offsets[b]), int(scene.point_offsets[b + 1])
@@ -413,7 +499,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         if groups is not None and self.selection is not None and has_seg:
             # the LLM answered with [SEG]: the object exists, so the best proposal is taken
             chosen, score = self.selection.choose(
-                logits[: s1 - s0], groups, self.config.decoder.mask_threshold, allow_empty=False
+                logits[: s1 - s0], groups, self.config.decoder.mask_threshold, allow_empty=False, prior=prior
             )
             mask = chosen[local].cpu().numpy()
         else:

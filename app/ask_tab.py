@@ -201,9 +201,10 @@ def status_html(mask: MaskResult | None, found: GroundResult | None, notes: list
     parts = [f'<p class="ask-note muted">{escape(n)}</p>' for n in notes]
     if mask is not None:
         points = int(mask.mask.sum())
+        read = f"; reads the class <q>{escape(mask.named_class)}</q>" if mask.named_class else ""
         parts.append(
             f'<p class="ask-dense3d" data-points="{points}"><b>Dense3D</b> answered '
-            f"<q>{escape(mask.answer)}</q>: {points} points (predicted IoU {mask.score:.2f})</p>"
+            f"<q>{escape(mask.answer)}</q>: {points} points (confidence {mask.score:.2f}{read})</p>"
         )
     if found is not None:
         chosen = ", ".join(str(i) for i in found.chosen) or "none (no object wins)"

@@ -25,6 +25,7 @@ from app.ask_tab import (
     ask_panels,
     candidate_panels,
     recon_panels,
+    status_html,
 )
 from app.context import AppContext
 from core.annotate.config import AnnotateConfig
@@ -292,3 +293,14 @@ def test_without_ross3d_the_object_the_mask_lies_on_is_shown(
         assert 'data-dense3d-ms="' in panels.timing and "data-ross3d-ms" not in panels.timing
     finally:
         ctx.service.close()
+
+
+def test_status_names_the_class_the_model_read():
+    """With class matching the status says which class Dense3D read from the sentence; without, nothing."""
+    from core.serve.ask import MaskResult
+
+    mask = np.array([True, False, True])
+    read = status_html(MaskResult(mask, "It is [SEG].", True, 0.8, 0.1, "office chair"), None, [])
+    assert "reads the class <q>office chair</q>" in read and 'data-points="2"' in read
+    plain = status_html(MaskResult(mask, "It is [SEG].", True, 0.8, 0.1), None, [])
+    assert "reads the class" not in plain and "confidence 0.80" in plain

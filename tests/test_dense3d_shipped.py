@@ -30,6 +30,8 @@ def test_shipped_checkpoint_fits_the_budget_and_records_its_recipe():
     assert data["data_seed"] == 0 and data["script"] == "scripts/train_default_dense3d.sh"
     config = json.loads((SHIPPED / "config.json").read_text())
     assert config["grouping"] is not None and config["word_skip"] is True
+    # class matching, with the raw-label classes of the train scenes saved beside the weights
+    assert {"chair", "table", "book"} <= set(config["class_match"]["categories"])
 
 
 def test_shipped_model_segments_unseen_scenes_under_a_second_per_query(synth_root, tmp_path):

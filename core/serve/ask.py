@@ -60,8 +60,9 @@ class MaskResult:
     mask: np.ndarray  # (N,) bool over the scene's mesh vertices
     answer: str
     has_seg: bool
-    score: float  # the model's predicted IoU
+    score: float  # the model's confidence (with proposals: the chosen proposals' probability)
     seconds: float
+    named_class: str | None = None  # with class matching: the class the model read from the sentence
 
 
 @dataclass
@@ -266,7 +267,7 @@ class SceneModels:
 
         p, seconds = self._timed(run)
         mask = np.asarray(p.point_mask, dtype=bool)
-        return MaskResult(mask, p.answer, bool(p.has_seg), float(p.score), seconds)
+        return MaskResult(mask, p.answer, bool(p.has_seg), float(p.score), seconds, p.named_class)
 
     def _frames(self, model: Any, scene_id: str) -> Any:
         from core.scene.scannet import load_scene

@@ -42,9 +42,9 @@ class EpochSampler(Sampler[int]):
     `batch_size` too, each group's members (shuffled) are cut into batches and the batches of all groups
     are shuffled together, so consecutive steps see different groups; the members left over when a group
     does not fill its last batch are pooled into mixed batches at the end of the epoch. (Without it the
-    order is group after group: a dozen steps in a row on one room made Dense3D's classifier of the named
-    class chase that room's classes and stay at chance.) The loop sets `epoch` and `skip` itself; there is
-    deliberately no `set_epoch`, which accelerate's loader would call with its own iteration count."""
+    order is group after group: a dozen steps in a row on one room, each step's gradient about that room's
+    objects only.) The loop sets `epoch` and `skip` itself; there is deliberately no `set_epoch`, which
+    accelerate's loader would call with its own iteration count."""
 
     def __init__(self, size: int, seed: int, groups: list | None = None, batch_size: int | None = None):
         self.size, self.seed, self.epoch = size, seed, 0

@@ -138,3 +138,12 @@ def test_batches_of_one_group_are_shuffled_across_groups():
     assert list(EpochSampler(len(groups), seed=1, groups=groups, batch_size=4)) == order
     sampler.epoch = 1
     assert list(sampler) != order
+
+
+def test_groups_of_exactly_one_batch_keep_their_order():
+    """Ross3D's task chunks (groups of exactly `batch_size`) come out as they did before batch shuffling."""
+    from core.train.loop import EpochSampler
+
+    groups = [k // 3 for k in range(18)]
+    with_size = EpochSampler(len(groups), seed=2, groups=groups, batch_size=3)
+    assert list(with_size) == list(EpochSampler(len(groups), seed=2, groups=groups))

@@ -66,8 +66,10 @@ class EpochSampler(Sampler[int]):
             full = len(group) - len(group) % size
             batches += [group[i : i + size] for i in range(0, full, size)]
             rest += group[full:]
-        shuffled = torch.randperm(len(batches), generator=generator).tolist()
-        return [index for b in shuffled for index in batches[b]] + rest
+        if len(batches) > len(members):  # some group fills several batches: mix them across groups
+            batches = [batches[b] for b in torch.randperm(len(batches), generator=generator).tolist()]
+        # (groups of one batch each, as Ross3D's task chunks, are already in a random order: kept as before)
+        return [index for batch in batches for index in batch] + rest
 
     def __iter__(self):
         order = self.order()[self.skip :]

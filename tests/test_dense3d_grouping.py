@@ -154,8 +154,9 @@ def test_word_skip_carries_the_words_past_the_llm(synth_root, tmp_path):
     prompt = torch.ones(ids[0].shape, dtype=torch.bool)
     silent = torch.zeros(*ids[0].shape, model.hidden)
     with torch.no_grad():
-        texts = [model._text(silent, prompt, embed(i))["text"] for i in ids]
-        plains = [plain._text(silent, prompt, plain.llm.get_input_embeddings()(i))["text"] for i in ids]
+        texts = [model._text(model._prompt(silent, prompt, embed(i)))["text"] for i in ids]
+        plain_embed = plain.llm.get_input_embeddings()
+        plains = [plain._text(plain._prompt(silent, prompt, plain_embed(i)))["text"] for i in ids]
     assert not torch.allclose(texts[0], texts[1])
     torch.testing.assert_close(plains[0], plains[1])  # without it the silenced LLM hides the words
 

@@ -44,7 +44,8 @@ def failure_modes(
     report: dict, preds: dict, truth, details: dict | None = None
 ) -> dict[str, dict[str, float]]:
     """Per split (and "overall"): counts and rates of the class / instance outcomes (module docstring);
-    with `details` (keyed like the predictions), also how often the sentence's class was read right."""
+    with `details` (keyed like the predictions) that carry `named_class`, also how often the sentence's class
+    was read right."""
     counts: dict[str, Counter] = defaultdict(Counter)
     chance: dict[str, float] = defaultdict(float)
     for sample in report["samples"]:
@@ -58,6 +59,7 @@ def failure_modes(
         for split in (sample["split"], "overall"):
             c = counts[split]
             c["samples"] += 1
+            c["class named"] += int(named is not None)
             c["class read"] += int(named is not None and normalize_label(named) == classes[target])
             if picked is None:
                 c["no object"] += 1
@@ -76,8 +78,8 @@ def failure_modes(
             "right_object_given_class": c["right object"] / right_class if right_class else float("nan"),
             "chance_given_class": chance[split] / right_class if right_class else float("nan"),
         }
-        if details is not None:
-            out[split]["class_read"] = c["class read"] / n
+        if c["class named"]:  # only details of a model with class matching name one
+            out[split]["class_read"] = c["class read"] / c["class named"]
     return out
 
 
@@ -91,7 +93,7 @@ def format_table(modes: dict[str, dict[str, float]]) -> str:
         lines.append(
             f"| {split} | {m['samples']} | {m['no_object']:.1%} | {m['right_class']:.1%} | "
             f"{m['right_object']:.1%} | {m['right_object_given_class']:.1%} | {m['chance_given_class']:.1%} |"
-            + (f" {m['class_read']:.1%} |" if read else "")
+            + (f" {m.get('class_read', float('nan')):.1%} |" if read else "")
         )
     return "\n".join(lines)
 

@@ -120,6 +120,9 @@ def test_details_give_how_often_the_named_class_was_read(synth_root: Path, tmp_p
     assert script.main([*args, "--details", str(path)]) == 0
     assert json.loads(out.read_text())["overall"]["class_read"] == pytest.approx(right / len(samples))
     assert "class read from the sentence" in capsys.readouterr().out
-    # without details the column is absent
+    # without details the column is absent, and so it is with details of a model that names no class
     assert script.main(args) == 0
+    assert "class_read" not in json.loads(out.read_text())["overall"]
+    path.write_text(json.dumps({key: {"score": 0.5} for key in details}))
+    assert script.main([*args, "--details", str(path)]) == 0
     assert "class_read" not in json.loads(out.read_text())["overall"]

@@ -33,16 +33,19 @@ def build_vocabulary(labels: Iterable[str], min_count: int = 2) -> list[str]:
     )
 
 
+def _ids(vocabulary: Sequence[str]) -> dict[str, int]:
+    return {name: i + 1 for i, name in enumerate(vocabulary)}
+
+
 def class_id(label: str, vocabulary: Sequence[str]) -> int:
     """1-based id of `label` in `vocabulary`, OTHER when absent."""
-    index = {name: i + 1 for i, name in enumerate(vocabulary)}
-    return index.get(normalize_label(label), OTHER)
+    return _ids(vocabulary).get(normalize_label(label), OTHER)
 
 
 def point_classes(instance: Tensor, object_labels: dict[int, str], vocabulary: Sequence[str]) -> Tensor:
     """Per point (`instance` [N] objectIds, -1 unannotated): its object's class id, IGNORE where
     unannotated, OTHER for an object whose label is outside the vocabulary."""
-    index = {name: i + 1 for i, name in enumerate(vocabulary)}
+    index = _ids(vocabulary)
     ids = instance.cpu().numpy()
     known = np.array(sorted(object_labels), dtype=np.int64)
     lookup = np.array([index.get(normalize_label(object_labels[k]), OTHER) for k in known], dtype=np.int64)

@@ -66,8 +66,8 @@ class ClassMatch(nn.Module):
         self.proposal_head = nn.Sequential(nn.LayerNorm(feature_width), _mlp(feature_width, d_model, classes))
         # The sentence branch reads the prompt's LLM states and word embeddings through its own projection,
         # one self-attention layer (position-aware: the named object is usually the first noun) and a
-        # learned query; its loss trains the LLM too. Reading the decoder's text input with the [SEG] query
-        # instead did not learn: the mask losses reshape both every step.
+        # learned query; its loss trains the LLM too. Designs that read the decoder's text input, or the
+        # prompt detached, stayed at chance inside the full model (README, "what made it learn").
         self.states_norm, self.embeds_norm = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
         self.words_in = nn.Sequential(nn.Linear(2 * hidden, d_model), nn.LayerNorm(d_model))
         self.positions = nn.Embedding(max_tokens, d_model)

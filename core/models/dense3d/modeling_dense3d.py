@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from core.data.datasets.loader import SceneBatch
-from core.models.common.categories import batch_point_classes, class_id, region_classes
+from core.models.common.categories import class_id, point_classes, region_classes
 from core.models.common.image_tokens import FrameInputs, ImageBranch
 from core.models.common.llm import (
     IGNORE_INDEX,
@@ -392,30 +392,39 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         groups = features.groups or [None] * scene.batch_size
         priors, named = [None] * scene.batch_size, [None] * scene.batch_size
         if self.class_match is not None:
-            matched = self._class_match_outputs(features, packed)
+            matched = self._class_match_outputs(scene, features, packed)
             names = ["other", *self.config.class_match.categories]
             priors = [prior for prior, _, _ in matched]
             named = [names[int(sentence.argmax())] for _, _, sentence in matched]
-        predictions = [
+        return [
             self._prediction(
-                scene, b, logits[b], bool(has_seg[b]), float(scores[b]), new_ids[b], groups[b], priors[b]
+                scene,
+                b,
+                logits[b],
+                bool(has_seg[b]),
+                float(scores[b]),
+                new_ids[b],
+                groups[b],
+                priors[b],
+                named[b],
             )
             for b in range(scene.batch_size)
         ]
-        for prediction, name in zip(predictions, named):
-            prediction.named_class = name
-        return predictions
 
     def _class_match_outputs(
-        self, features: SceneFeatures, packed: tuple[Tensor, Tensor, Tensor]
+        self, scene: SceneBatch, features: SceneFeatures, packed: tuple[Tensor, Tensor, Tensor]
     ) -> list[tuple[Tensor, Tensor, Tensor]]:
-        """Per item: (prior [G], proposal class logits [G, K + 1], sentence class logits [K + 1])."""
+        """Per item: (prior [G], proposal class logits [G, K + 1], sentence class logits [K + 1]); the
+        proposals of a room are classified once for all of its items."""
         sentence = self.class_match.sentence_logits(*packed)
+        proposals: dict[str, Tensor] = {}
         out = []
-        for b in range(len(features.feats)):
-            proposal = self.class_match.proposal_logits(
-                features.feats[b], features.counts[b], features.groups[b]
-            )
+        for b, scene_id in enumerate(scene.scene_ids):
+            if scene_id not in proposals:
+                proposals[scene_id] = self.class_match.proposal_logits(
+                    features.feats[b], features.counts[b], features.groups[b]
+                )
+            proposal = proposals[scene_id]
             out.append((self.class_match.prior(proposal, sentence[b]), proposal, sentence[b]))
         return out
 
@@ -425,27 +434,20 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         """Priors per item, and the two classifiers' cross-entropy and accuracy (proposals counted once per
         scene: several queries about one room share its proposals)."""
         vocabulary = self.config.class_match.categories
-        outputs = self._class_match_outputs(features, packed)
-        point_class = batch_point_classes(scene, vocabulary)
+        outputs = self._class_match_outputs(scene, features, packed)
         po, so = scene.point_offsets.tolist(), scene.superpoint_offsets.tolist()
         proposal_logits, proposal_labels, seen = [], [], set()
         for b, (_, proposal, _) in enumerate(outputs):
             if scene.scene_ids[b] in seen:
                 continue
             seen.add(scene.scene_ids[b])
-            ids = scene.superpoint_ids[po[b] : po[b + 1]] - so[b]
-            region = features.groups[b][ids]
+            instance = scene.instance[po[b] : po[b + 1]]
+            region = features.groups[b][scene.superpoint_ids[po[b] : po[b + 1]] - so[b]]
+            point_class = point_classes(instance, scene.object_labels[b], vocabulary)
             proposal_logits.append(proposal)
-            proposal_labels.append(
-                region_classes(
-                    point_class[po[b] : po[b + 1]],
-                    scene.instance[po[b] : po[b + 1]],
-                    region,
-                    proposal.shape[0],
-                )
-            )
+            proposal_labels.append(region_classes(point_class, instance, region, proposal.shape[0]))
         sentence_labels = torch.tensor(
-            [class_id(s.object_name, vocabulary) for s in scene.samples], device=point_class.device
+            [class_id(s.object_name, vocabulary) for s in scene.samples], device=scene.instance.device
         )
         ce_s, acc_s = self.class_match.loss(torch.stack([o[2] for o in outputs]), sentence_labels)
         ce_p, acc_p = self.class_match.loss(torch.cat(proposal_logits), torch.cat(proposal_labels))
@@ -491,6 +493,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         new_ids: Tensor,
         groups: Tensor | None = None,
         prior: Tensor | None = None,
+        named_class: str | None = None,
     ) -> Dense3DPrediction:
         s0, s1 = int(scene.superpoint_offsets[b]), int(scene.superpoint_offsets[b + 1])
         p0, p1 = int(scene.point_offsets[b]), int(scene.point_offsets[b + 1])
@@ -511,5 +514,5 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             if end and end in answer:
                 answer = answer.split(end)[0]
         return Dense3DPrediction(
-            scene.scene_ids[b], mask, probs.cpu().numpy(), answer.strip(), has_seg, score
+            scene.scene_ids[b], mask, probs.cpu().numpy(), answer.strip(), has_seg, score, named_class
         )

@@ -103,7 +103,11 @@ def test_resume_equals_uninterrupted_training(trained, synth_root, tmp_path, cap
     )
     assert wa.keys() == wb.keys()
     for key in wa:
-        torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-6)
+        if key.endswith("k_proj.bias"):
+            # a key bias shifts every attention logit of a query equally: softmax cancels it, so its
+            # gradient is rounding noise that AdamW scales up to lr-sized steps (differs between CPUs)
+            continue
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_switches_text_only_and_no_reconstruction(synth_root, tmp_path, capsys):

@@ -2,8 +2,9 @@
 
 A preset is a JSON file with `model`, `data`, `train` (and optionally `pretrain`) parts
 (`core/train/presets/<model>/<name>.json`); `--config` takes a preset name or a path to such a file. Each
-model's task module turns the preset into `TrainJob`s (Dense3D has a backbone stage first); the loop is
-`core.train.loop.train` for all of them. Under `accelerate launch` the same command uses many GPUs / nodes.
+model's task module turns the preset into `TrainJob`s (Dense3D has a backbone stage first, Ross3D a vision
+stage); the loop is `core.train.loop.train` for all of them. Under `accelerate launch` the same command uses
+many GPUs / nodes.
 """
 
 from __future__ import annotations

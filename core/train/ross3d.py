@@ -1,13 +1,19 @@
 """Ross3D's training task: preset + dataset root -> `python -m core train ross3d`.
 
-One stage through `core.train.loop.train` (so `--resume` continues exactly): the split's benchmark files
-become LLaVA records (`core.data.datasets.ross3d_samples`, written to `OUT/records_<split>.json` for
-inspection), each joined with its scene's frames, ground-truth proposals and VAE-encoded view / BEV
-targets (cached once per scene under `OUT/target_cache`, or the preset's `data.cache_dir`). Batches hold
-one task each. The loop calls `model(batch)`: the model's own step counter masks 25% of the frames on
-optimizer steps where step % view_every == 0 (never on grounding batches), counting
-`model.grad_accum` = the preset's `train.grad_accum` forwards per step. The denoisers learn at their own
-rate through `train.lr_multipliers` (`"reconstruction."`, `denoiser.LR_PREFIX`).
+Stage 1 (when the preset has a `pretrain` part and no `--init` is given) trains the vision tower
+on every frame of the train scenes, per token, to name the object under it and its colour
+(`core.models.common.vision_pretrain`), into `OUT/vision/`: the stand-in for the pretrained SigLIP the
+paper starts from. Stage 2 loads that tower into the image branch (frozen when `vision.freeze` is set, as
+in the paper) and trains the rest.
+
+Stage 2 runs through `core.train.loop.train` (so `--resume` continues exactly, as stage 1 does): the
+split's benchmark files become LLaVA records (`core.data.datasets.ross3d_samples`, written to
+`OUT/records_<split>.json` for inspection), each joined with its scene's frames, ground-truth proposals
+and VAE-encoded view / BEV targets (cached once per scene under `OUT/target_cache`, or the preset's
+`data.cache_dir`). Batches hold one task each. The loop calls `model(batch)`: the model's own step
+counter masks 25% of the frames on optimizer steps where step % view_every == 0 (never on grounding
+batches), counting `model.grad_accum` = the preset's `train.grad_accum` forwards per step. The denoisers
+learn at their own rate through `train.lr_multipliers` (`"reconstruction."`, `denoiser.LR_PREFIX`).
 
 Preset `data` keys: `split` (train), `tasks` (all five), `max_per_task` (all), `blank_frames` (false:
 true zeroes every frame, the text-only run), `cache_dir`, `memory_scenes`. The model's `use_view_recon` /
@@ -17,6 +23,7 @@ true zeroes every frame, the text-only run), `cache_dir`, `memory_scenes`. The m
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +43,7 @@ from core.data.llava import write_conversations
 from core.models.common.pretrained import config_from_dict
 from core.models.errors import ModelError
 from core.train.config import TrainConfig
-from core.train.loop import TrainJob, train
+from core.train.loop import TrainJob, latest_checkpoint, train
 
 DATA_KEYS = {"split", "tasks", "max_per_task", "blank_frames", "cache_dir", "memory_scenes"}
 
@@ -55,8 +62,44 @@ def data_options(preset: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def build_model(preset: dict[str, Any], init: Path | None, grad_accum: int):
-    """A fresh model from the preset's `model` part, or a trained checkpoint (`--init`) to fine-tune."""
+def vision_job(preset: dict[str, Any], root: Path, out: Path) -> TrainJob:
+    """Stage 1: the vision tower with per-token class and colour heads over every frame of the split."""
+    from core.data.datasets.refseg import read_split
+    from core.data.datasets.vision_frames import VisionFramesDataset, collate_frames
+    from core.models.common.categories import build_vocabulary
+    from core.models.common.vision_pretrain import VisionPretrainConfig, VisionPretrainer
+    from core.models.ross3d.configuration_ross3d import Ross3DConfig
+    from core.scene.scannet import load_scene
+
+    options = data_options(preset)
+    stage = dict(preset["pretrain"])
+    min_count = int(stage.pop("min_count", 2))
+    source = Path(preset.get("source") or "preset")
+    model_config = config_from_dict(Ross3DConfig, preset.get("model", {}), source)
+    scenes = read_split(root, options.get("split", "train"))
+    labels = (inst.label for s in scenes for inst in load_scene(root, s, with_frames=False).instances)
+    config = VisionPretrainConfig(
+        vision=replace(model_config.image.vision, freeze=False),
+        categories=build_vocabulary(labels, min_count),
+    )
+    model = VisionPretrainer(config)
+    from accelerate import PartialState
+
+    dataset = VisionFramesDataset(root, scenes, model.encoder, config, PartialState().is_local_main_process)
+    recipe = {
+        "stage": "vision",
+        "preset": preset.get("source"),
+        "data": str(root),
+        "scenes": scenes,
+        "frames": len(dataset),
+        "labelled_tokens": round(dataset.labelled_fraction(), 4),
+    }
+    return TrainJob(model, dataset, collate_frames, TrainConfig.from_dict(stage, "pretrain"), out, recipe)
+
+
+def build_model(preset: dict[str, Any], init: Path | None, grad_accum: int, vision: Path | None = None):
+    """A fresh model from the preset's `model` part (its vision tower from stage 1 when given), or a trained
+    checkpoint (`--init`) to fine-tune."""
     from core.models.ross3d.configuration_ross3d import Ross3DConfig
     from core.models.ross3d.modeling_ross3d import Ross3DModel
 
@@ -67,7 +110,12 @@ def build_model(preset: dict[str, Any], init: Path | None, grad_accum: int):
         return model
     config = config_from_dict(Ross3DConfig, preset.get("model", {}), Path(preset.get("source") or "preset"))
     config.grad_accum = grad_accum
-    return Ross3DModel(config)
+    model = Ross3DModel(config)
+    if vision is not None:
+        from core.models.common.vision_pretrain import VisionPretrainer
+
+        model.image.encoder.load_state_dict(VisionPretrainer.from_pretrained(vision).encoder.state_dict())
+    return model
 
 
 def scene_store(
@@ -89,10 +137,12 @@ def prepare(store: SceneStore, scene_ids: list[str], progress: bool = True) -> N
         store.get(scene_id)
 
 
-def job(preset: dict[str, Any], root: Path, out: Path, init: Path | None = None) -> TrainJob:
+def job(
+    preset: dict[str, Any], root: Path, out: Path, init: Path | None = None, vision: Path | None = None
+) -> TrainJob:
     options = data_options(preset)
     train_config = TrainConfig.from_dict(preset.get("train", {}), "train")
-    model = build_model(preset, init, train_config.grad_accum)
+    model = build_model(preset, init, train_config.grad_accum, vision)
     split = options.get("split", "train")
     records = build_records(root, split, options.get("tasks", TASKS), options.get("max_per_task"))
     if not records:
@@ -113,6 +163,7 @@ def job(preset: dict[str, Any], root: Path, out: Path, init: Path | None = None)
         "data": str(root),
         "split": split,
         "init": str(init) if init else None,
+        "vision": str(vision) if vision else None,
         "samples": dict(Counter(tasks)),
         "blank_frames": blank_frames,
         "use_view_recon": model.config.use_view_recon,
@@ -154,7 +205,14 @@ def run(
 ):
     """The whole run; returns the final model folder (None when `stop_after` ended it early)."""
     torch.manual_seed(TrainConfig.from_dict(preset.get("train", {}), "train").seed)
-    task = job(preset, Path(root), Path(out), init)
+    root, out = Path(root), Path(out)
+    vision = None
+    if init is None and preset.get("pretrain"):
+        stage = out / "vision"
+        vision = stage / "model"
+        if not (vision / "config.json").is_file():
+            train(vision_job(preset, root, stage), resume=resume and latest_checkpoint(stage) is not None)
+    task = job(preset, root, out, init, vision)
     final = train(task, resume=resume, stop_after=stop_after)
     if final is not None and zero_stage() == 3:
         save_gathered(task.model, final)

@@ -97,7 +97,25 @@ def vision_job(preset: dict[str, Any], root: Path, out: Path) -> TrainJob:
     return TrainJob(model, dataset, collate_frames, TrainConfig.from_dict(stage, "pretrain"), out, recipe)
 
 
-def build_model(preset: dict[str, Any], init: Path | None, grad_accum: int, vision: Path | None = None):
+def train_categories(preset: dict[str, Any], root: Path, min_count: int = 2) -> list[str]:
+    """The raw-label vocabulary of the split's scenes (`core.models.common.categories`)."""
+    from core.data.datasets.refseg import read_split
+    from core.models.common.categories import build_vocabulary
+    from core.scene.scannet import load_scene
+
+    scenes = read_split(root, data_options(preset).get("split", "train"))
+    return build_vocabulary(
+        (inst.label for s in scenes for inst in load_scene(root, s, with_frames=False).instances), min_count
+    )
+
+
+def build_model(
+    preset: dict[str, Any],
+    root: Path,
+    init: Path | None,
+    grad_accum: int,
+    vision: Path | None = None,
+):
     """A fresh model from the preset's `model` part (its vision tower from stage 1 when given), or a trained
     checkpoint (`--init`) to fine-tune."""
     from core.models.ross3d.configuration_ross3d import Ross3DConfig
@@ -108,13 +126,19 @@ def build_model(preset: dict[str, Any], init: Path | None, grad_accum: int, visi
         model.config.grad_accum = grad_accum
         model.train()
         return model
+    from core.models.common.vision_pretrain import VisionPretrainer
+
     config = config_from_dict(Ross3DConfig, preset.get("model", {}), Path(preset.get("source") or "preset"))
     config.grad_accum = grad_accum
+    tower = VisionPretrainer.from_pretrained(vision) if vision is not None else None
+    if config.grounding.class_match and not config.grounding.categories:
+        # the vision stage's classes when it ran, else the train scenes' own
+        config.grounding.categories = (
+            list(tower.config.categories) if tower is not None else train_categories(preset, root)
+        )
     model = Ross3DModel(config)
-    if vision is not None:
-        from core.models.common.vision_pretrain import VisionPretrainer
-
-        model.image.encoder.load_state_dict(VisionPretrainer.from_pretrained(vision).encoder.state_dict())
+    if tower is not None:
+        model.image.encoder.load_state_dict(tower.encoder.state_dict())
     return model
 
 
@@ -142,7 +166,7 @@ def job(
 ) -> TrainJob:
     options = data_options(preset)
     train_config = TrainConfig.from_dict(preset.get("train", {}), "train")
-    model = build_model(preset, init, train_config.grad_accum, vision)
+    model = build_model(preset, root, init, train_config.grad_accum, vision)
     split = options.get("split", "train")
     records = build_records(root, split, options.get("tasks", TASKS), options.get("max_per_task"))
     if not records:

@@ -31,7 +31,7 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -252,6 +252,7 @@ class SceneData:
     bev_target: torch.Tensor | None  # [T,C]
     bev_mask: torch.Tensor | None  # [T] bool
     external: bool = False  # proposals from a file (a detector's, e.g. Dense3D's): no object ids, no targets
+    proposal_labels: list[str] = field(default_factory=list)  # raw labels of the proposals; [] if external
 
 
 def blank(frames: FrameInputs) -> FrameInputs:
@@ -267,11 +268,11 @@ def blank(frames: FrameInputs) -> FrameInputs:
     )
 
 
-def scene_proposals(scene: Scene) -> tuple[torch.Tensor, list[int]]:
-    """Ground-truth instance boxes [K,6] (as the evaluator measures them) and their object ids."""
+def scene_proposals(scene: Scene) -> tuple[torch.Tensor, list[int], list[str]]:
+    """Ground-truth instance boxes [K,6] (as the evaluator measures them), their object ids and labels."""
     objects = sorted(scene.objects(), key=lambda o: o.object_id)
     boxes = np.array([o.box for o in objects], dtype=np.float32).reshape(-1, 6)
-    return torch.from_numpy(boxes), [int(o.object_id) for o in objects]
+    return torch.from_numpy(boxes), [int(o.object_id) for o in objects], [o.label for o in objects]
 
 
 class SceneStore:
@@ -311,12 +312,12 @@ class SceneStore:
         except SceneError as exc:
             raise DataError(exc.path, f"scene {scene_id}: {exc.reason}") from None
         frames = self.image.select_and_load(scene)
-        proposals, ids = scene_proposals(scene)
+        proposals, ids, labels = scene_proposals(scene)
         if self.proposals is not None:
             if scene_id not in self.proposals:
                 raise DataError(self.proposals_source, f"no proposals for scene {scene_id}")
             given = np.asarray(self.proposals[scene_id], dtype=np.float32).reshape(-1, 6)
-            proposals, ids = torch.from_numpy(given.copy()), [-1] * len(given)
+            proposals, ids, labels = torch.from_numpy(given.copy()), [-1] * len(given), []
         views = bev = mask = None
         if self.targets is not None and (self.views or self.bev):
             found = self.targets.get(scene, frames.frame_indices)
@@ -325,7 +326,7 @@ class SceneStore:
         if self.blank_frames:
             frames = blank(frames)
         external = self.proposals is not None
-        data = SceneData(scene_id, frames, proposals, ids, views, bev, mask, external)
+        data = SceneData(scene_id, frames, proposals, ids, views, bev, mask, external, labels)
         self._scenes[scene_id] = data
         while len(self._scenes) > self.memory_scenes:
             self._scenes.popitem(last=False)
@@ -369,6 +370,7 @@ def make_sample(record: ConversationRecord, scene: SceneData, with_answer: bool 
         frames=scene.frames,
         proposals=scene.proposals if proposals else None,
         proposal_ids=list(scene.proposal_ids) if proposals else [],
+        proposal_labels=list(scene.proposal_labels) if proposals else [],
         targets=record_targets(record, scene.proposal_ids) if proposals and not scene.external else [],
         view_targets=scene.view_targets,
         bev_target=scene.bev_target,

@@ -41,6 +41,14 @@ class GroundingConfig:
     box_rule: str = "fraction"
     min_fraction: float = 0.5
     pixel_stride: int = 2  # "fraction": count every n-th depth pixel in both directions
+    # Class agreement (grounding.py): the head also classifies each object and the `<ground>` state over a
+    # raw-label vocabulary (auxiliary cross-entropy, as ScanRefer's object and language classifiers) and adds
+    # class_weight * log sum_c p(c|object) p(c|query) to each object's logit. False: the paper's head.
+    # `categories` empty: `train ross3d` fills it (the vision stage's vocabulary, else the train scenes').
+    class_match: bool = False
+    categories: list[str] = field(default_factory=list)
+    class_weight: float = 1.0
+    class_loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.temperature <= 0 or not 0 < self.cumulative <= 1 or self.dim < 1:
@@ -85,6 +93,10 @@ class Ross3DConfig:
     ground_weight: float = 1.0
     use_view_recon: bool = True
     use_bev_recon: bool = True
+    # Scan2Cap: add the queried box's object feature (as grounding.py builds it: the mean of the visual tokens
+    # in the box + its centre's 3D embedding), through an MLP, to the `<coord>` token's input embedding, so
+    # the box is something the LLM can read rather than six numbers in text. False: text only (the paper).
+    coord_feature: bool = False
     max_new_tokens: int = 24
     max_question_tokens: int = 128
     recipe: dict[str, Any] = field(default_factory=dict)  # how the checkpoint was trained (set by core.train)

@@ -20,6 +20,14 @@ class is the positive. Several targets (Multi3DRefer): every target is a positiv
 of -log p over the targets (the multi-positive InfoNCE), which spreads the probability over exactly the
 targets - what `select_proposals`' cumulative rule reads back.
 
+Class agreement (`GroundingConfig.class_match`; off in the paper's head): an object classifier
+over each object feature and a query classifier over the `<ground>` state, both over the raw-label
+vocabulary (`core.models.common.categories`), learn from the proposals' own labels and the target's label
+(auxiliary cross-entropies, as ScanRefer's object and language classification losses). Their agreement
+`class_weight * log sum_c p(c|object) p(c|query)`, computed from detached logits, is added to each
+object's logit (not to "no object"): the sentence's class picks the candidates, the cosine the one among
+them. A query with no target trains only the object classifier.
+
 Selection (`select_proposals`): both tasks select nothing when the no-object class has the highest
 probability. Otherwise ScanRefer takes the argmax, and Multi3DRefer takes proposals by descending
 probability until their cumulative probability reaches `cumulative` (0.4); the no-object entry is not
@@ -33,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.models.common.categories import IGNORE, class_id
 from core.models.common.pos3d import DEFAULT_CLAMP, DEFAULT_STEP, sinusoidal_3d
 from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import GroundingConfig
@@ -85,19 +94,73 @@ class GroundingHead(nn.Module):
         self.query_proj = nn.Sequential(nn.Linear(hidden, d), nn.GELU(), nn.Linear(d, d))
         self.object_proj = nn.Sequential(nn.Linear(hidden, d), nn.GELU(), nn.Linear(d, d))
         self.no_object = nn.Parameter(torch.randn(d) * 0.02)
+        if config.class_match and not config.categories:
+            raise ModelError(
+                None, "grounding: class_match needs a category vocabulary (grounding.categories)"
+            )
+        classes = len(config.categories) + 1 if config.class_match else 0
+        self.object_class = _classifier(hidden, d, classes) if classes else None
+        self.query_class = _classifier(hidden, d, classes) if classes else None
+
+    def class_prior(self, query: Tensor, objects: Tensor) -> Tensor:
+        """[K]: class_weight * log sum_c p(c|object) p(c|query), from detached logits."""
+        with torch.no_grad():
+            p_query = self.query_class(query.to(self.no_object.dtype)).float().softmax(-1)
+            log_objects = self.object_class(objects.to(self.no_object.dtype)).float().log_softmax(-1)
+            prior = torch.logsumexp(log_objects + p_query.clamp(min=1e-8).log()[None], dim=-1)
+        return self.config.class_weight * prior
 
     def logits(self, query: Tensor, objects: Tensor) -> Tensor:
         """query [H] (the `<ground>` state), objects [K,H] -> logits [K+1] (last: no object)."""
         q = F.normalize(self.query_proj(query.to(self.no_object.dtype)), dim=-1)
         o = self.object_proj(objects.to(self.no_object.dtype))
         candidates = F.normalize(torch.cat([o, self.no_object[None]], dim=0), dim=-1)
-        return candidates @ q / self.config.temperature
+        out = candidates @ q / self.config.temperature
+        if self.object_class is not None and objects.shape[0]:
+            prior = self.class_prior(query, objects).to(out.dtype)
+            out = torch.cat([out[:-1] + prior, out[-1:]])
+        return out
+
+    def class_loss(
+        self, queries: Tensor, objects: list[Tensor], labels: list[list[str]], targets: list[list[int]]
+    ) -> Tensor:
+        """Cross-entropy of the object classifier (every labelled proposal) plus that of the query classifier
+        (the first target's class; no target: none). `labels` per sample: each proposal's raw label, or
+        [] for proposals without labels (a detector's)."""
+        vocabulary = self.config.categories
+        obj_logits, obj_classes, q_logits, q_classes = [], [], [], []
+        for b, (feats, names) in enumerate(zip(objects, labels)):
+            if not names:
+                continue
+            if len(names) != feats.shape[0]:
+                raise ModelError(None, f"grounding: {len(names)} labels for {feats.shape[0]} proposals")
+            classes = [class_id(n, vocabulary) for n in names]
+            obj_logits.append(self.object_class(feats.to(self.no_object.dtype)))
+            obj_classes += classes
+            if targets[b]:
+                q_logits.append(self.query_class(queries[b].to(self.no_object.dtype)))
+                q_classes.append(classes[targets[b][0]])
+        device = queries.device
+        loss = queries.new_zeros((), dtype=self.no_object.dtype)
+        if obj_logits:
+            loss = loss + F.cross_entropy(
+                torch.cat(obj_logits).float(), torch.tensor(obj_classes, device=device), ignore_index=IGNORE
+            )
+        if q_logits:
+            loss = loss + F.cross_entropy(
+                torch.stack(q_logits).float(), torch.tensor(q_classes, device=device)
+            )
+        return loss
 
     def forward(self, queries: Tensor, objects: list[Tensor]) -> list[Tensor]:
         """queries [B,H], objects per sample [K_b,H] -> logits per sample [K_b+1]."""
         if queries.shape[0] != len(objects):
             raise ModelError(None, f"grounding: {queries.shape[0]} queries for {len(objects)} samples")
         return [self.logits(queries[b], objects[b]) for b in range(len(objects))]
+
+
+def _classifier(hidden: int, width: int, classes: int) -> nn.Module:
+    return nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, width), nn.GELU(), nn.Linear(width, classes))
 
 
 def grounding_loss(logits: list[Tensor], targets: list[list[int]]) -> Tensor:

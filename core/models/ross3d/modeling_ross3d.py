@@ -67,6 +67,7 @@ from core.models.ross3d.processor_ross3d import (
     Ross3DBatch,
     Ross3DProcessor,
     Ross3DSample,
+    caption_box,
 )
 from core.models.ross3d.reconstruction import (
     ReconstructionHead,
@@ -209,6 +210,12 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         if problems:
             raise ModelError(None, f"Ross3DModel: {'; '.join(problems)}")
         self.grounding = GroundingHead(hidden, config.grounding)
+        self.coord_proj = None
+        if config.coord_feature:  # zero-initialised: training starts from the text-only prompt
+            self.coord_proj = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU())
+            self.coord_proj.append(nn.Linear(hidden, hidden))
+            nn.init.zeros_(self.coord_proj[-1].weight)
+            nn.init.zeros_(self.coord_proj[-1].bias)
         self.reconstruction = ReconstructionHead(config.recon)
         self.noise_scheduler = make_scheduler(config.recon.num_train_timesteps)
         self.processor = Ross3DProcessor(self.tokenizer, config.max_question_tokens)
@@ -290,6 +297,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             text.labels,
             self.ids.pad,
         )
+        self._add_coord_features(spliced, samples, visual)
         out = self.llm(
             inputs_embeds=spliced.inputs_embeds,
             attention_mask=spliced.attention_mask,
@@ -345,26 +353,54 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         )
         return frac.reshape(-1, boxes.shape[0]) >= cfg.min_fraction
 
-    def _ground_logits(
+    def _box_features(self, sample: Ross3DSample, tokens: ImageTokens, boxes: Tensor) -> Tensor:
+        """Object features [K,H] of boxes [K,6] from one sample's visual tokens (grounding.py)."""
+        boxes = boxes.to(device=tokens.tokens.device, dtype=torch.float32)
+        with torch.no_grad():
+            member = self._membership(sample, tokens, boxes)
+        return object_features(
+            tokens.tokens, boxes, member, self.config.image.pos_clamp, self.config.image.pos_step
+        )
+
+    def _add_coord_features(
+        self, spliced: Spliced, samples: list[Ross3DSample], visual: list[ImageTokens]
+    ) -> None:
+        """Scan2Cap with `coord_feature`: the queried box's object feature, through `coord_proj`, added to
+        the input embedding of the sample's `<coord>` token (in place on `spliced`)."""
+        if self.coord_proj is None:
+            return
+        rows, positions = [], []
+        for b, (sample, tokens) in enumerate(zip(samples, visual)):
+            if sample.task != "scan2cap":
+                continue
+            slots = (spliced.input_ids[b] == self.ids.coord).nonzero().flatten()
+            if len(slots) != 1:
+                raise ModelError(None, f"Scan2Cap sample {sample.sample_id}: {len(slots)} <coord> tokens")
+            box = torch.tensor([caption_box(sample)])
+            rows.append(self._box_features(sample, tokens, box)[0])
+            positions.append((b, int(slots[0])))
+        if not rows:
+            return
+        added = self.coord_proj(torch.stack(rows).to(spliced.inputs_embeds.dtype))
+        delta = torch.zeros_like(spliced.inputs_embeds)
+        index = torch.tensor(positions, device=delta.device)
+        delta = delta.index_put((index[:, 0], index[:, 1]), added)
+        spliced.inputs_embeds = spliced.inputs_embeds + delta
+
+    def _ground_inputs(
         self, samples: list[Ross3DSample], hidden: Tensor, labels: Tensor, visual: list[ImageTokens]
-    ) -> list[Tensor]:
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The `<ground>` states [B,H] and each sample's object features [K_b,H]."""
         positions = labels == self.ids.ground
         missing = [b for b in range(len(samples)) if not bool(positions[b].any())]
         if missing:
             raise ModelError(None, f"grounding: no <ground> token in the answers of samples {missing}")
         queries, _ = gather_seg(hidden, positions)
-        objects = []
-        for sample, tokens in zip(samples, visual):
-            boxes = sample.proposals if sample.proposals is not None else torch.zeros(0, 6)
-            boxes = boxes.to(device=tokens.tokens.device, dtype=torch.float32)
-            with torch.no_grad():
-                member = self._membership(sample, tokens, boxes)
-            objects.append(
-                object_features(
-                    tokens.tokens, boxes, member, self.config.image.pos_clamp, self.config.image.pos_step
-                )
-            )
-        return self.grounding(queries, objects)
+        objects = [
+            self._box_features(s, t, s.proposals if s.proposals is not None else torch.zeros(0, 6))
+            for s, t in zip(samples, visual)
+        ]
+        return queries, objects
 
     @staticmethod
     def _zero(parts: list[nn.Module | nn.Parameter | None]) -> Tensor | None:
@@ -450,9 +486,15 @@ class Ross3DModel(nn.Module, PretrainedMixin):
                     states[have],
                     visible[have],
                 )
+        loss_class = None
         if grounding:
-            logits = self._ground_logits(samples, hidden, spliced.labels, visual)
-            loss_ground = grounding_loss(logits, [list(s.targets) for s in samples])
+            queries, objects = self._ground_inputs(samples, hidden, spliced.labels, visual)
+            targets = [list(s.targets) for s in samples]
+            loss_ground = grounding_loss(self.grounding(queries, objects), targets)
+            if self.grounding.object_class is not None:
+                labels = [list(s.proposal_labels) for s in samples]
+                loss_class = self.grounding.class_loss(queries, objects, labels, targets)
+                loss_ground = loss_ground + self.config.grounding.class_loss_weight * loss_class
         cfg = self.config
         loss = cfg.lm_weight * lm
         for weight, part in (
@@ -469,6 +511,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
                     self.reconstruction.bev if loss_bev is None else None,
                     self.grounding if loss_ground is None else None,
                     self.image.mask_token if loss_view is None else None,
+                    self.coord_proj if not any(s.task == "scan2cap" for s in samples) else None,
                 ]
             )
             if unused is not None:
@@ -479,6 +522,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             "loss_view": (loss_view if loss_view is not None else zero).detach(),
             "loss_bev": (loss_bev if loss_bev is not None else zero).detach(),
             "loss_ground": (loss_ground if loss_ground is not None else zero).detach(),
+            "loss_class": (loss_class if loss_class is not None else zero).detach(),
             "masked_frames": zero + float(sum(int(m.sum()) for m in frame_masks if m is not None)),
         }
 
@@ -501,6 +545,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             self.ids.pad,
             "left",
         )
+        self._add_coord_features(spliced, samples, visual)
         new_ids = generate_with_prefix(self.llm, spliced, max_new_tokens=self.config.max_new_tokens)
         answers = []
         for row in new_ids:
@@ -523,7 +568,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             raise ModelError(None, f"ground(): a {batch.task} batch (grounding tasks: {GROUNDING_TASKS})")
         samples = batch.samples
         out, spliced, visual = self._run(samples, [None] * len(samples), with_answers=True)
-        logits = self._ground_logits(samples, out.hidden_states[-1], spliced.labels, visual)
+        logits = self.grounding(*self._ground_inputs(samples, out.hidden_states[-1], spliced.labels, visual))
         return [row.float().softmax(0).cpu() for row in logits]
 
     def select_proposals(self, probs: Tensor, task: str) -> list[int]:

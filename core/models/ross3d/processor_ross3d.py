@@ -47,6 +47,7 @@ class Ross3DSample:
     frames: FrameInputs
     proposals: Tensor | None = None  # [K,6] boxes (cx,cy,cz,dx,dy,dz)
     proposal_ids: list[int] = field(default_factory=list)  # object ids of the proposals
+    proposal_labels: list[str] = field(default_factory=list)  # their raw labels ([]: unknown, a detector's)
     targets: list[int] = field(default_factory=list)  # indices into proposals; [] = no object
     view_targets: Tensor | None = None  # [F,T,C] latent tokens of every frame
     bev_target: Tensor | None = None  # [T,C]
@@ -114,6 +115,16 @@ def box_text(box: Any) -> str:
     return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
 
 
+def caption_box(sample: Ross3DSample) -> list[float]:
+    """The box a Scan2Cap sample asks about: `sample.box`, else its first target proposal."""
+    box = sample.box
+    if box is None and sample.proposals is not None and sample.targets:
+        box = sample.proposals[sample.targets[0]].tolist()
+    if box is None:
+        raise ModelError(None, f"Scan2Cap sample {sample.sample_id or sample.scene_id}: no box to describe")
+    return [float(v) for v in box]
+
+
 class Ross3DProcessor:
     """Builds token batches from samples with the model's tokenizer (module docstring)."""
 
@@ -145,13 +156,7 @@ class Ross3DProcessor:
             situation = f"{self._clean(sample.situation)} " if sample.situation else ""
             return f"{situation}{self._clean(sample.question)} {QA_INSTRUCTION}"
         if task == "scan2cap":
-            box = sample.box
-            if box is None and sample.proposals is not None and sample.targets:
-                box = sample.proposals[sample.targets[0]]
-            if box is None:
-                raise ModelError(
-                    None, f"Scan2Cap sample {sample.sample_id or sample.scene_id}: no box to describe"
-                )
+            box = caption_box(sample)
             text = (
                 self._clean(sample.question, keep_coord=True)
                 if COORD_TOKEN in sample.question

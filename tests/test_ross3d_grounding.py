@@ -182,3 +182,54 @@ def test_tiny_model_tells_descriptions_apart(scene: Scene) -> None:
     assert model.select_proposals(p_none, "scanrefer") == []
     assert float(p_bottles[10] + p_bottles[11]) > 0.5
     assert set(model.select_proposals(p_bottles, "multi3drefer")) <= {10, 11}
+
+
+# ------------------------------------------------------------------------------------ class agreement
+
+
+def _class_head(weight: float = 1.0) -> GroundingHead:
+    torch.manual_seed(0)
+    config = GroundingConfig(dim=8, class_match=True, categories=["chair", "table"], class_weight=weight)
+    return GroundingHead(16, config)
+
+
+def test_class_prior_is_the_log_agreement_of_the_two_classifiers() -> None:
+    head = _class_head(weight=2.0)
+    query, objects = torch.randn(16), torch.randn(3, 16)
+    p_query = head.query_class(query).softmax(-1)
+    p_objects = head.object_class(objects).softmax(-1)
+    expected = 2.0 * torch.log((p_objects * p_query[None]).sum(-1))
+    torch.testing.assert_close(head.class_prior(query, objects), expected, rtol=1e-5, atol=1e-6)
+    plain = GroundingHead(16, GroundingConfig(dim=8))
+    plain.load_state_dict(head.state_dict(), strict=False)
+    logits = head.logits(query, objects)
+    torch.testing.assert_close(logits[:3], plain.logits(query, objects)[:3] + expected, rtol=1e-5, atol=1e-5)
+    assert logits[3] == plain.logits(query, objects)[3]  # "no object" gets no prior
+    with pytest.raises(ModelError, match="vocabulary"):
+        GroundingHead(16, GroundingConfig(dim=8, class_match=True))
+
+
+def test_class_heads_learn_the_labels_and_the_prior_picks_the_named_class() -> None:
+    """Objects labelled chair / table / an unknown kind; queries naming a chair or a table. After training
+    only the class losses, the prior alone (cosine weights untouched) puts the query on its class."""
+    head = _class_head(weight=5.0)
+    torch.manual_seed(1)
+    kinds = torch.randn(3, 16)  # a feature direction per kind: chair, table, other
+    objects = kinds[[0, 1, 2, 0]] + 0.1 * torch.randn(4, 16)
+    labels = ["chair", "Table", "lamp", "chair"]  # normalised like the vocabulary; lamp is "other"
+    queries = kinds[[0, 1]] + 0.1 * torch.randn(2, 16)
+    optimizer = torch.optim.Adam(
+        list(head.object_class.parameters()) + list(head.query_class.parameters()), 1e-2
+    )
+    first = None
+    for _ in range(100):
+        loss = head.class_loss(queries, [objects, objects], [labels, labels], [[3], [1]])
+        first = float(loss.detach()) if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < 0.1 * first
+    chair, table = (head.logits(q, objects).softmax(0) for q in queries)
+    assert float(chair[[0, 3]].sum()) > 0.9 and float(table[1]) > 0.9
+    # proposals without labels (a detector's) and queries without a target add nothing
+    assert float(head.class_loss(queries, [objects, objects], [[], []], [[0], []])) == 0.0

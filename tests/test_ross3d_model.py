@@ -307,6 +307,67 @@ def test_every_parameter_gets_a_gradient_and_denoisers_have_their_own_prefix(
     assert sorted({g["lr"] for g in groups}) == pytest.approx([1e-3, 1e-2])
 
 
+def _with_switches() -> Ross3DModel:
+    """The tiny model with class agreement in the grounding head and the `<coord>` object feature."""
+    torch.manual_seed(0)
+    grounding = {"dim": 32, "class_match": True, "categories": ["bed", "lamp", "pillow"]}
+    return Ross3DModel(tiny_config(coord_feature=True, grounding=grounding))
+
+
+def test_coord_token_carries_the_box_object_feature(scene: Scene) -> None:
+    from core.models.common.llm import embed_with_prefix
+
+    m = _with_switches().eval()
+    torch.nn.init.normal_(m.coord_proj[-1].weight)  # zero at start; any weights show the mechanism
+    caps = [
+        make_samples(m, scene, "scan2cap", "", "a bed.", FRAMES[:4], targets=[t], sample_id=f"c{t}")
+        for t in (0, 5)
+    ]
+    with torch.no_grad():
+        visual = m._visual(caps, [None, None])
+        text = m.processor.batch(caps, with_answers=True)
+        spliced = embed_with_prefix(
+            m.llm,
+            text.input_ids,
+            [v.tokens for v in visual],
+            m.ids.image,
+            text.attention_mask,
+            text.labels,
+            m.ids.pad,
+        )
+        before = spliced.inputs_embeds.clone()
+        m._add_coord_features(spliced, caps, visual)
+        changed = (spliced.inputs_embeds != before).any(-1)
+        coord = spliced.input_ids == m.ids.coord
+        assert torch.equal(changed, coord) and int(coord.sum()) == 2  # only the <coord> token, one a sample
+        for b, sample in enumerate(caps):
+            box = sample.proposals[sample.targets[0]][None]
+            expected = m.coord_proj(m._box_features(sample, visual[b], box))[0]
+            added = (spliced.inputs_embeds - before)[b][coord[b]][0]
+            torch.testing.assert_close(added, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_switched_on_parts_train_and_save_load_identically(scene: Scene, qa, ref, tmp_path: Path) -> None:
+    m = _with_switches().train()
+    cap = make_samples(m, scene, "scan2cap", "", "a bed.", FRAMES[:4], targets=[0], sample_id="c0")
+    ref = make_samples(m, scene, "scanrefer", "the large bed", None, FRAMES[:4], targets=[0], sample_id="r")
+    ref.proposal_labels = [o.label for o in scene.objects()]
+    for batch in (Ross3DBatch([qa]), Ross3DBatch([cap]), Ross3DBatch([ref])):
+        m.zero_grad(set_to_none=True)
+        out = m(batch, mask_views=False)
+        out["loss"].backward()
+        assert [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None] == []
+        if batch.task == "scan2cap":  # the zero-initialised output layer learns from the caption loss
+            assert float(m.coord_proj[-1].weight.grad.abs().sum()) > 0
+    assert float(out["loss_class"]) > 0  # the grounding batch trained both classifiers
+    assert float(m.grounding.query_class[-1].weight.grad.abs().sum()) > 0
+    m.eval()
+    loaded = Ross3DModel.from_pretrained(m.save_pretrained(tmp_path / "ckpt"))
+    assert loaded.config.grounding.categories == ["bed", "lamp", "pillow"] and loaded.config.coord_feature
+    assert loaded.answer(Ross3DBatch([cap])) == m.answer(Ross3DBatch([cap]))
+    torch.testing.assert_close(loaded.ground(Ross3DBatch([ref]))[0], m.ground(Ross3DBatch([ref]))[0])
+
+
 def test_overfitting_one_sample_learns_its_answer(qa) -> None:
     torch.manual_seed(0)
     m = Ross3DModel(tiny_config()).train()

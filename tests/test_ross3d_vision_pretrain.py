@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ross3d_tiny import PRESET
 from safetensors.torch import load_file
 
 from core.__main__ import main
@@ -27,7 +28,6 @@ from core.models.common.vision_pretrain import (
 )
 from core.scene.render import MeshRenderer
 from core.scene.scannet import load_scene
-from tests.ross3d_tiny import PRESET
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

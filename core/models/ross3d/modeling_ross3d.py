@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from core.models.common.image_tokens import ImageBranch, ImageTokens
 from core.models.common.llm import (
+    IGNORE_INDEX,
     Spliced,
     build_llm,
     embed_with_prefix,
@@ -388,9 +389,11 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         spliced.inputs_embeds = spliced.inputs_embeds + delta
 
     def _ground_inputs(
-        self, samples: list[Ross3DSample], hidden: Tensor, labels: Tensor, visual: list[ImageTokens]
-    ) -> tuple[Tensor, list[Tensor]]:
-        """The `<ground>` states [B,H] and each sample's object features [K_b,H]."""
+        self, samples: list[Ross3DSample], hidden: Tensor, spliced: Spliced, visual: list[ImageTokens]
+    ) -> tuple[Tensor, list[Tensor], Tensor | None]:
+        """The `<ground>` states [B,H], each sample's object features [K_b,H] and, with class agreement,
+        each prompt's pooled sentence [B,H] (grounding.SentencePool; None without)."""
+        labels = spliced.labels
         positions = labels == self.ids.ground
         missing = [b for b in range(len(samples)) if not bool(positions[b].any())]
         if missing:
@@ -400,7 +403,16 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             self._box_features(s, t, s.proposals if s.proposals is not None else torch.zeros(0, 6))
             for s, t in zip(samples, visual)
         ]
-        return queries, objects
+        sentences = None
+        if self.grounding.sentence_pool is not None:
+            prompt = spliced.text_mask & (labels == IGNORE_INDEX)  # the user's text, not the answer
+            sentences = torch.stack(
+                [
+                    self.grounding.sentence(hidden[b][prompt[b]], spliced.inputs_embeds[b][prompt[b]])
+                    for b in range(len(samples))
+                ]
+            )
+        return queries, objects, sentences
 
     @staticmethod
     def _zero(parts: list[nn.Module | nn.Parameter | None]) -> Tensor | None:
@@ -488,12 +500,12 @@ class Ross3DModel(nn.Module, PretrainedMixin):
                 )
         loss_class = None
         if grounding:
-            queries, objects = self._ground_inputs(samples, hidden, spliced.labels, visual)
+            queries, objects, sentences = self._ground_inputs(samples, hidden, spliced, visual)
             targets = [list(s.targets) for s in samples]
-            loss_ground = grounding_loss(self.grounding(queries, objects), targets)
-            if self.grounding.object_class is not None:
+            loss_ground = grounding_loss(self.grounding(queries, objects, sentences), targets)
+            if sentences is not None:
                 labels = [list(s.proposal_labels) for s in samples]
-                loss_class = self.grounding.class_loss(queries, objects, labels, targets)
+                loss_class = self.grounding.class_loss(sentences, objects, labels, targets)
                 loss_ground = loss_ground + self.config.grounding.class_loss_weight * loss_class
         cfg = self.config
         loss = cfg.lm_weight * lm
@@ -568,7 +580,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             raise ModelError(None, f"ground(): a {batch.task} batch (grounding tasks: {GROUNDING_TASKS})")
         samples = batch.samples
         out, spliced, visual = self._run(samples, [None] * len(samples), with_answers=True)
-        logits = self.grounding(*self._ground_inputs(samples, out.hidden_states[-1], spliced.labels, visual))
+        logits = self.grounding(*self._ground_inputs(samples, out.hidden_states[-1], spliced, visual))
         return [row.float().softmax(0).cpu() for row in logits]
 
     def select_proposals(self, probs: Tensor, task: str) -> list[int]:

@@ -347,7 +347,7 @@ def test_coord_token_carries_the_box_object_feature(scene: Scene) -> None:
             torch.testing.assert_close(added, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_switched_on_parts_train_and_save_load_identically(scene: Scene, qa, ref, tmp_path: Path) -> None:
+def test_switched_on_parts_train_and_save_load_identically(scene: Scene, qa, tmp_path: Path) -> None:
     m = _with_switches().train()
     cap = make_samples(m, scene, "scan2cap", "", "a bed.", FRAMES[:4], targets=[0], sample_id="c0")
     ref = make_samples(m, scene, "scanrefer", "the large bed", None, FRAMES[:4], targets=[0], sample_id="r")

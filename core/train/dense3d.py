@@ -33,7 +33,7 @@ from core.models.dense3d.configuration_dense3d import Dense3DConfig
 from core.models.dense3d.modeling_dense3d import Dense3DInputs, Dense3DModel
 from core.models.errors import ModelError
 from core.train.config import TrainConfig
-from core.train.loop import TrainJob, latest_checkpoint, train
+from core.train.loop import TrainJob, pretrain_stage, train
 
 DATA_KEYS = {"split", "sources", "densescan", "levels", "cache_dir", "max_samples", "group_by_scene"}
 
@@ -184,8 +184,6 @@ def run(
     backbone = None
     if init is None and preset.get("pretrain"):
         stage = out / "backbone"
-        backbone = stage / "model"
-        if not (backbone / "config.json").is_file():
-            train(backbone_job(preset, root, stage), resume=resume and latest_checkpoint(stage) is not None)
+        backbone = pretrain_stage(stage, lambda: backbone_job(preset, root, stage), resume)
     job = refseg_job(preset, root, out, init, backbone)
     return train(job, resume=resume, stop_after=stop_after)

@@ -293,3 +293,12 @@ def train(
             )
     accelerator.wait_for_everyone()
     return final
+
+
+def pretrain_stage(stage: Path, make_job: Callable[[], TrainJob], resume: bool) -> Path:
+    """A model's first stage (Dense3D's U-Net, Ross3D's vision tower) trained into `stage/model` unless it is
+    already there; `resume` continues an interrupted one. Returns the stage's model folder."""
+    model = stage / "model"
+    if not (model / "config.json").is_file():
+        train(make_job(), resume=resume and latest_checkpoint(stage) is not None)
+    return model

@@ -43,7 +43,7 @@ from core.data.llava import write_conversations
 from core.models.common.pretrained import config_from_dict
 from core.models.errors import ModelError
 from core.train.config import TrainConfig
-from core.train.loop import TrainJob, latest_checkpoint, train
+from core.train.loop import TrainJob, pretrain_stage, train
 
 DATA_KEYS = {"split", "tasks", "max_per_task", "blank_frames", "cache_dir", "memory_scenes"}
 
@@ -233,9 +233,7 @@ def run(
     vision = None
     if init is None and preset.get("pretrain"):
         stage = out / "vision"
-        vision = stage / "model"
-        if not (vision / "config.json").is_file():
-            train(vision_job(preset, root, stage), resume=resume and latest_checkpoint(stage) is not None)
+        vision = pretrain_stage(stage, lambda: vision_job(preset, root, stage), resume)
     task = job(preset, root, out, init, vision)
     final = train(task, resume=resume, stop_after=stop_after)
     if final is not None and zero_stage() == 3:

@@ -42,6 +42,12 @@ def class_id(label: str, vocabulary: Sequence[str]) -> int:
     return _ids(vocabulary).get(normalize_label(label), OTHER)
 
 
+def class_ids(labels: Iterable[str], vocabulary: Sequence[str]) -> list[int]:
+    """`class_id` of each label, the vocabulary's index built once."""
+    index = _ids(vocabulary)
+    return [index.get(normalize_label(label), OTHER) for label in labels]
+
+
 def point_classes(instance: Tensor, object_labels: dict[int, str], vocabulary: Sequence[str]) -> Tensor:
     """Per point (`instance` [N] objectIds, -1 unannotated): its object's class id, IGNORE where
     unannotated, OTHER for an object whose label is outside the vocabulary."""

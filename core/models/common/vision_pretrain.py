@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.models.common.categories import IGNORE, OTHER, class_id
+from core.models.common.categories import IGNORE, point_classes
 from core.models.common.pos3d import _pixel_cells
 from core.models.common.pretrained import PretrainedMixin
 from core.models.common.vision import VisionConfig, VisionEncoder
@@ -104,11 +104,9 @@ def token_classes(
 
 
 def vertex_classes(scene, vocabulary: list[str]) -> np.ndarray:
-    """Class id per mesh vertex of a loaded scene: its instance's class, IGNORE where unannotated."""
-    out = np.full(scene.mesh.num_vertices, IGNORE, dtype=np.int64)
-    for inst in scene.instances:
-        out[inst.vertex_indices] = class_id(inst.label, vocabulary) if vocabulary else OTHER
-    return out
+    """Class id per mesh vertex of a loaded scene (`categories.point_classes`), IGNORE where unannotated."""
+    labels = {inst.object_id: inst.label for inst in scene.instances}
+    return point_classes(torch.from_numpy(scene.vertex_instance.astype(np.int64)), labels, vocabulary).numpy()
 
 
 def token_colours(pixels: Tensor, encoder: VisionEncoder) -> Tensor:

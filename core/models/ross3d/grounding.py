@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.models.common.categories import IGNORE, class_id
+from core.models.common.categories import IGNORE, class_ids
 from core.models.common.pos3d import DEFAULT_CLAMP, DEFAULT_STEP, sinusoidal_3d
 from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import GroundingConfig
@@ -142,7 +142,7 @@ class GroundingHead(nn.Module):
                 continue
             if len(names) != feats.shape[0]:
                 raise ModelError(None, f"grounding: {len(names)} labels for {feats.shape[0]} proposals")
-            classes = [class_id(n, vocabulary) for n in names]
+            classes = class_ids(names, vocabulary)
             obj_logits.append(self.object_class(feats.to(self.no_object.dtype)))
             obj_classes += classes
             if targets[b]:

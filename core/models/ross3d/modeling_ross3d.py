@@ -213,8 +213,9 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         self.grounding = GroundingHead(hidden, config.grounding)
         self.coord_proj = None
         if config.coord_feature:  # zero-initialised: training starts from the text-only prompt
-            self.coord_proj = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU())
-            self.coord_proj.append(nn.Linear(hidden, hidden))
+            self.coord_proj = nn.Sequential(
+                nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden)
+            )
             nn.init.zeros_(self.coord_proj[-1].weight)
             nn.init.zeros_(self.coord_proj[-1].bias)
         self.reconstruction = ReconstructionHead(config.recon)

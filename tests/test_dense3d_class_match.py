@@ -27,10 +27,18 @@ from core.models.common.categories import (
 )
 from core.models.common.pretrained import config_from_dict
 from core.models.common.sparse_unet import SparseUNetConfig
-from core.models.dense3d.class_match import ClassMatch, ClassMatchConfig
+from core.models.dense3d.class_match import (
+    COLOUR_FLOOR,
+    NO_COLOUR,
+    ClassMatch,
+    ClassMatchConfig,
+    asked_colours,
+    proposal_colours,
+)
 from core.models.dense3d.configuration_dense3d import Dense3DConfig
 from core.models.dense3d.modeling_dense3d import Dense3DModel
 from core.models.errors import ModelError
+from core.scene.colors import COLOR_WORDS
 from core.scene.labels import normalize_label
 from core.train import dense3d as task
 
@@ -41,7 +49,7 @@ def _matching(root, tmp_path) -> dict:
     """TINY with proposals and class matching over the train scenes' vocabulary."""
     cache = SceneCache(root, tmp_path / "cache", SceneCacheConfig(voxel_size=0.1))
     vocabulary = task.train_vocabulary(cache, read_split(root, "train"), 1)
-    return {**GROUPING, "class_match": {"categories": vocabulary, "weight": 1.0}}
+    return {**GROUPING, "class_match": {"categories": vocabulary, "weight": 1.0, "colour_weight": 1.0}}
 
 
 def test_vocabulary_and_class_ids():
@@ -121,9 +129,12 @@ def test_dense3d_with_class_matching_learns_and_reloads(synth_root, tmp_path):
     assert {"loss_class_sentence", "loss_class_proposal", "acc_class_sentence", "acc_class_proposal"} <= set(
         out
     )
+    first_colour = float(out["loss_colour_sentence"])
     out["loss"].backward()
-    for part in (model.class_match.proposal_head, model.class_match.sentence_head, model.class_match.context):
+    match = model.class_match
+    for part in (match.proposal_head, match.sentence_head, match.context, match.colour_head):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), part
+    assert match.colour_query.grad.abs().sum() > 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(80):
         optimizer.zero_grad()
@@ -131,6 +142,7 @@ def test_dense3d_with_class_matching_learns_and_reloads(synth_root, tmp_path):
         out["loss"].backward()
         optimizer.step()
     assert out["acc_class_sentence"] == 1.0
+    assert out["acc_colour_sentence"] == 1.0 and out["loss_colour_sentence"] < 0.5 * first_colour
     model.eval()
     predictions = model.predict(inputs)
     truth = inputs.scene.point_mask.numpy()
@@ -184,3 +196,59 @@ def test_training_task_builds_the_vocabulary_once_for_both_stages(synth_root, tm
     folder = stage1.model.save_pretrained(tmp_path / "run" / "backbone" / "model")
     stage2 = task.refseg_job(preset, synth_root, tmp_path / "run", None, folder)
     assert stage2.model.config.class_match.categories == vocabulary
+
+
+COLOR_WORDS_INDEX = {w: i for i, w in enumerate(COLOR_WORDS)}
+
+
+def _rgb(words: list[str]) -> torch.Tensor:
+    """The palette colours of `words`, in the scene batch's [-1, 1]."""
+    return torch.tensor([COLOR_WORDS[w] for w in words], dtype=torch.float32) / 127.5 - 1.0
+
+
+def test_proposal_colours_are_the_shares_of_their_points_colour_words():
+    rgb = _rgb(["white", "white", "red", "blue", "blue", "blue"])
+    shares = proposal_colours(rgb, torch.tensor([0, 0, 1, 1, 1, 1]), 3)
+    white, red, blue = (COLOR_WORDS_INDEX[w] for w in ("white", "red", "blue"))
+    expected = torch.zeros(3, len(COLOR_WORDS))
+    expected[0, white] = 1.0
+    expected[1, red], expected[1, blue] = 0.25, 0.75
+    torch.testing.assert_close(shares, expected)  # region 2 has no point: a zero row
+
+
+def test_the_colour_prior_prefers_the_twin_of_the_asked_colour():
+    match = ClassMatch(ClassMatchConfig(categories=["towel"], colour_weight=2.0), 4, 8, 8, 2)
+    assert match.colour_head is not None
+    # two towels, one red and one blue; the sentence asks for red with probability 0.9, none with 0.05
+    shares = proposal_colours(_rgb(["red", "red", "blue", "blue"]), torch.tensor([0, 0, 1, 1]), 2)
+    asked = torch.full((NO_COLOUR + 1,), 0.05 / (NO_COLOUR - 1))
+    asked[COLOR_WORDS_INDEX["red"]], asked[NO_COLOUR] = 0.9, 0.05
+    prior = match.colour_prior(shares, asked.log())
+    assert prior.tolist() == pytest.approx(
+        [2.0 * math.log(0.95 + COLOUR_FLOOR), 2.0 * math.log(0.05 + 0.05 / 11 + COLOUR_FLOOR)], abs=1e-5
+    )
+    # a sentence that names no colour leaves the choice alone
+    silent = torch.full((NO_COLOUR + 1,), -30.0)
+    silent[NO_COLOUR] = 0.0
+    expected = [2.0 * math.log(1 + COLOUR_FLOOR)] * 2
+    assert match.colour_prior(shares, silent).tolist() == pytest.approx(expected, abs=1e-6)
+    # without colour_weight there is no colour branch (the checkpoints made before it load unchanged)
+    assert ClassMatch(ClassMatchConfig(categories=["towel"]), 4, 8, 8, 2).colour_head is None
+
+
+def test_asked_colour_is_the_sentence_word_the_target_carries():
+    red_blue = proposal_colours(_rgb(["red"] * 3 + ["blue"]), torch.zeros(4, dtype=torch.long), 1)[0]
+    white = proposal_colours(_rgb(["white"]), torch.zeros(1, dtype=torch.long), 1)[0]
+    texts = [
+        "the red towel next to the white sink.",  # red: the target's; white: the anchor's
+        "the Blue towel.",  # blue is a quarter of its points: enough
+        "the towel next to the white sink.",  # white is not the towel's colour: no colour asked
+        "the towel by the door.",
+        "there is no green towel.",  # no target: ignored
+    ]
+    shares = torch.stack([red_blue, red_blue, red_blue, white, torch.zeros_like(white)])
+    labels = asked_colours(texts, shares).tolist()
+    assert labels == [COLOR_WORDS_INDEX["red"], COLOR_WORDS_INDEX["blue"], NO_COLOUR, NO_COLOUR, IGNORE]
+    logits = torch.zeros(5, NO_COLOUR + 1)
+    ce, _ = ClassMatch.colour_loss(logits, torch.tensor(labels))
+    assert float(ce) == pytest.approx(math.log(NO_COLOUR + 1))  # over the four rows with a target

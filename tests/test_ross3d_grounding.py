@@ -12,14 +12,17 @@ import torch.nn.functional as F
 from ross3d_tiny import make_samples, tiny_config
 
 from core.models.common.pos3d import patch_box_fraction, sinusoidal_3d
+from core.models.dense3d.class_match import COLOUR_FLOOR
 from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import GroundingConfig
 from core.models.ross3d.grounding import (
     GroundingHead,
+    box_colour_shares,
     boxes_contain,
     grounding_loss,
     object_features,
     select_proposals,
+    token_colour_shares,
 )
 from core.models.ross3d.modeling_ross3d import Ross3DBatch, Ross3DModel
 from core.scene.scannet import Scene, list_scenes, load_scene
@@ -233,3 +236,74 @@ def test_class_heads_learn_the_labels_and_the_prior_picks_the_named_class() -> N
     assert float(chair[[0, 3]].sum()) > 0.9 and float(table[1]) > 0.9
     # proposals without labels (a detector's) and queries without a target add nothing
     assert float(head.class_loss(queries, [objects, objects], [[], []], [[0], []])) == 0.0
+
+
+# ----------------------------------------------------------------------------------- colour agreement
+
+
+def test_token_colour_shares_follow_the_pixels_of_each_token() -> None:
+    """Frame 0 all red; frame 1 blue on the left half, white on the right: every token of frame 0 is red,
+    frame 1's tokens are blue left of the middle and white right of it."""
+    from core.scene.colors import COLOR_WORDS
+
+    m = Ross3DModel(tiny_config())
+    encoder = m.image.encoder
+    size = encoder.image_size
+    rgb = torch.zeros(2, 3, size, size)
+    rgb[0] = torch.tensor(COLOR_WORDS["red"]).view(3, 1, 1) / 255
+    rgb[1, :, :, : size // 2] = torch.tensor(COLOR_WORDS["blue"]).view(3, 1, 1) / 255
+    rgb[1, :, :, size // 2 :] = torch.tensor(COLOR_WORDS["white"]).view(3, 1, 1) / 255
+    mean = torch.tensor(encoder.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(encoder.image_std).view(1, 3, 1, 1)
+    shares = token_colour_shares((rgb - mean) / std, encoder)
+    rows, cols = encoder.grid
+    words = list(COLOR_WORDS)
+    assert shares.shape == (2 * rows * cols, len(words))
+    frame0, frame1 = shares[: rows * cols], shares[rows * cols :].view(rows, cols, -1)
+    assert bool((frame0[:, words.index("red")] == 1).all())
+    assert bool((frame1[:, : cols // 2, words.index("blue")] == 1).all())
+    assert bool((frame1[:, (cols + 1) // 2 :, words.index("white")] == 1).all())
+    # a box's shares: the mean over its tokens; a box no token falls into gets a zero row
+    member = torch.zeros(2 * rows * cols, 3, dtype=torch.bool)
+    member[0, 0] = member[rows * cols, 0] = True  # one red token and frame 1's top-left (blue) token
+    member[rows * cols + cols - 1, 1] = True  # frame 1's top-right token: white
+    box = box_colour_shares(shares, member)
+    assert box[0, words.index("red")] == 0.5 and box[0, words.index("blue")] == 0.5
+    assert box[1, words.index("white")] == 1 and float(box[2].sum()) == 0
+
+
+def test_colour_prior_learns_the_asked_colour_and_picks_that_box() -> None:
+    """Two chairs, one red and one blue; sentences ask for one, the other, or no colour. After training the
+    colour loss only, the colour prior (cosine weights untouched) picks the asked chair, and a sentence
+    without a colour leaves the logits as they were."""
+    from core.scene.colors import COLOR_WORDS
+
+    torch.manual_seed(0)
+    config = GroundingConfig(dim=8, class_match=True, categories=["chair"], colour_weight=3.0)
+    head = GroundingHead(16, config)
+    plain = GroundingHead(16, GroundingConfig(dim=8, class_match=True, categories=["chair"]))
+    assert plain.query_colour is None
+    words = list(COLOR_WORDS)
+    shares = torch.zeros(2, len(words))
+    shares[0, words.index("red")] = shares[1, words.index("blue")] = 1.0
+    objects = torch.randn(2, 16)
+    texts = ["the red chair.", "the blue chair.", "the chair by the door."]
+    asks = torch.randn(3, 16)  # their pooled colour sentences
+    optimizer = torch.optim.Adam(head.query_colour.parameters(), 1e-2)
+    for _ in range(100):
+        loss = head.class_loss(
+            torch.randn(3, 16), [objects] * 3, [[]] * 3, [[0], [1], [0]], asks, [shares] * 3, texts
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    query = torch.randn(16)
+    red, blue, silent = (head.logits(query, objects, query, asks[i], shares) for i in range(3))
+    assert float(red.softmax(0)[0]) > 0.9 and float(blue.softmax(0)[1]) > 0.9
+    plain.load_state_dict(head.state_dict(), strict=False)
+    torch.testing.assert_close(silent, plain.logits(query, objects, query), atol=0.05, rtol=0)
+    asked = head.query_colour(asks[0]).softmax(-1)
+    expected = 3.0 * torch.log(shares @ asked[:-1] + asked[-1] + COLOUR_FLOOR)
+    torch.testing.assert_close(head.colour_prior(asks[0], shares), expected.detach())
+    with pytest.raises(ModelError, match="text"):
+        head.class_loss(torch.randn(3, 16), [objects] * 3, [[]] * 3, [[0], [1], [0]], asks, [shares] * 3)

@@ -310,7 +310,12 @@ def test_every_parameter_gets_a_gradient_and_denoisers_have_their_own_prefix(
 def _with_switches() -> Ross3DModel:
     """The tiny model with class agreement in the grounding head and the `<coord>` object feature."""
     torch.manual_seed(0)
-    grounding = {"dim": 32, "class_match": True, "categories": ["bed", "lamp", "pillow"]}
+    grounding = {
+        "dim": 32,
+        "class_match": True,
+        "categories": ["bed", "lamp", "pillow"],
+        "colour_weight": 1.0,
+    }
     return Ross3DModel(tiny_config(coord_feature=True, grounding=grounding))
 
 
@@ -342,7 +347,7 @@ def test_coord_token_carries_the_box_object_feature(scene: Scene) -> None:
         assert torch.equal(changed, coord) and int(coord.sum()) == 2  # only the <coord> token, one a sample
         for b, sample in enumerate(caps):
             box = sample.proposals[sample.targets[0]][None]
-            expected = m.coord_proj(m._box_features(sample, visual[b], box))[0]
+            expected = m.coord_proj(m._box_features(sample, visual[b], box)[0])[0]
             added = (spliced.inputs_embeds - before)[b][coord[b]][0]
             torch.testing.assert_close(added, expected, rtol=1e-5, atol=1e-6)
 
@@ -352,6 +357,9 @@ def test_switched_on_parts_train_and_save_load_identically(scene: Scene, qa, tmp
     cap = make_samples(m, scene, "scan2cap", "", "a bed.", FRAMES[:4], targets=[0], sample_id="c0")
     ref = make_samples(m, scene, "scanrefer", "the large bed", None, FRAMES[:4], targets=[0], sample_id="r")
     ref.proposal_labels = [o.label for o in scene.objects()]
+    with torch.no_grad():  # a target some patch sees (object 0, the floor, has no patch inside its box)
+        _, shares = m._box_features(ref, m._visual([ref], [None])[0], ref.proposals, colours=True)
+    ref.targets = [int(shares.sum(-1).nonzero()[0])]
     for batch in (Ross3DBatch([qa]), Ross3DBatch([cap]), Ross3DBatch([ref])):
         m.zero_grad(set_to_none=True)
         out = m(batch, mask_views=False)
@@ -361,6 +369,7 @@ def test_switched_on_parts_train_and_save_load_identically(scene: Scene, qa, tmp
             assert float(m.coord_proj[-1].weight.grad.abs().sum()) > 0
     assert float(out["loss_class"]) > 0  # the grounding batch trained both classifiers
     assert float(m.grounding.query_class[-1].weight.grad.abs().sum()) > 0
+    assert float(m.grounding.query_colour[-1].weight.grad.abs().sum()) > 0  # the colour classifier too
     m.eval()
     loaded = Ross3DModel.from_pretrained(m.save_pretrained(tmp_path / "ckpt"))
     assert loaded.config.grounding.categories == ["bed", "lamp", "pillow"] and loaded.config.coord_feature

@@ -41,7 +41,7 @@ from core.models.common.pos3d import sinusoidal_3d
 from core.models.common.pretrained import PretrainedMixin
 from core.models.common.sparse_unet import SparseUNet
 from core.models.common.vision import Projector
-from core.models.dense3d.class_match import ClassMatch
+from core.models.dense3d.class_match import ClassMatch, asked_colours, proposal_colours
 from core.models.dense3d.configuration_dense3d import Dense3DConfig
 from core.models.dense3d.grouping import GroupSelection, colour_groups
 from core.models.dense3d.loss import SegLoss
@@ -81,12 +81,26 @@ class Dense3DPrediction:
 @dataclass
 class SceneFeatures:
     """Per item: superpoint features [S_b, C], centres [S_b, 3], point counts [S_b] and, when grouping
-    is on, the proposal id of each superpoint [S_b]."""
+    is on, the proposal id of each superpoint [S_b] and each proposal's colour shares [G_b, W]
+    (`class_match.proposal_colours`)."""
 
     feats: list[Tensor]
     centres: list[Tensor]
     counts: list[Tensor]
     groups: list[Tensor] | None = None
+    colours: list[Tensor] | None = None
+
+
+@dataclass
+class MatchOutputs:
+    """One item's class matching (`core.models.dense3d.class_match`): the prior over its proposals [G], the
+    proposals' class logits [G, K + 1], the sentence's class logits [K + 1] and colour logits [W] (None
+    without the colour branch)."""
+
+    prior: Tensor
+    proposal: Tensor
+    sentence: Tensor
+    colour: Tensor | None
 
 
 class Dense3DModel(nn.Module, PretrainedMixin):
@@ -181,11 +195,12 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             features = SceneFeatures(list(feats), list(centres), list(counts))
         if self.selection is not None:
             grouped = self._groups(scene, first)
-            features.groups = [groups for groups, _ in grouped]
+            features.groups = [groups for groups, _, _ in grouped]
+            features.colours = [colours for _, _, colours in grouped]
             if self.config.grouping.descriptors:
                 features.feats = [
                     torch.cat([f, described.to(f.dtype)], dim=1)
-                    for f, (_, described) in zip(features.feats, grouped)
+                    for f, (_, described, _) in zip(features.feats, grouped)
                 ]
         return features
 
@@ -199,19 +214,23 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             for sid, b in first.items()
         }
 
-    def _groups(self, scene: SceneBatch, first: dict[str, int]) -> list[tuple[Tensor, Tensor]]:
-        """Per item: the proposal id of each superpoint (`colour_groups`) and, per superpoint, its
-        proposal's descriptors [S, DESCRIPTOR_DIM]; computed once per scene."""
+    def _groups(self, scene: SceneBatch, first: dict[str, int]) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Per item: the proposal id of each superpoint (`colour_groups`), per superpoint its proposal's
+        descriptors [S, DESCRIPTOR_DIM], and each proposal's colour shares [G, W]; computed once per scene."""
         po, so = scene.point_offsets.tolist(), scene.superpoint_offsets.tolist()
 
-        def compute(missing: dict[str, int]) -> dict[str, tuple[Tensor, Tensor]]:
+        def compute(missing: dict[str, int]) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
             out = {}
             for sid, b in missing.items():
                 xyz, rgb = scene.xyz[po[b] : po[b + 1]], scene.rgb[po[b] : po[b + 1]]
                 ids = scene.superpoint_ids[po[b] : po[b + 1]] - so[b]
                 groups = colour_groups(xyz, rgb, ids, so[b + 1] - so[b], self.config.grouping)
                 count = int(groups.max()) + 1
-                out[sid] = (groups, superpoint_descriptors(xyz, rgb, groups[ids], count)[groups])
+                out[sid] = (
+                    groups,
+                    superpoint_descriptors(xyz, rgb, groups[ids], count)[groups],
+                    proposal_colours(rgb, groups[ids], count),
+                )
             return out
 
         per_scene = self._scene_groups.get(self._scene_keys(scene, first), first, compute)
@@ -327,7 +346,9 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         if self.class_match is not None:
             priors, classified = self._class_match_losses(scene, features, packed)
             loss = loss + self.config.class_match.loss_weight * (
-                classified["loss_class_sentence"] + classified["loss_class_proposal"]
+                classified["loss_class_sentence"]
+                + classified["loss_class_proposal"]
+                + classified.get("loss_colour_sentence", 0.0)
             )
             terms.update({k: v.detach() for k, v in classified.items()})
         if self.selection is not None:
@@ -394,8 +415,8 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         if self.class_match is not None:
             matched = self._class_match_outputs(scene, features, packed)
             names = ["other", *self.config.class_match.categories]
-            priors = [prior for prior, _, _ in matched]
-            named = [names[int(sentence.argmax())] for _, _, sentence in matched]
+            priors = [m.prior for m in matched]
+            named = [names[int(m.sentence.argmax())] for m in matched]
         return [
             self._prediction(
                 scene,
@@ -413,10 +434,10 @@ class Dense3DModel(nn.Module, PretrainedMixin):
 
     def _class_match_outputs(
         self, scene: SceneBatch, features: SceneFeatures, packed: tuple[Tensor, Tensor, Tensor]
-    ) -> list[tuple[Tensor, Tensor, Tensor]]:
-        """Per item: (prior [G], proposal class logits [G, K + 1], sentence class logits [K + 1]); the
-        proposals of a room are classified once for all of its items."""
-        sentence = self.class_match.sentence_logits(*packed)
+    ) -> list[MatchOutputs]:
+        """Per item: the prior over its proposals and the classifiers' logits; the proposals of a room are
+        classified once for all of its items."""
+        sentence, colour = self.class_match.sentence_logits(*packed)
         proposals: dict[str, Tensor] = {}
         out = []
         for b, scene_id in enumerate(scene.scene_ids):
@@ -425,31 +446,34 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                     features.feats[b], features.counts[b], features.groups[b]
                 )
             proposal = proposals[scene_id]
-            out.append((self.class_match.prior(proposal, sentence[b]), proposal, sentence[b]))
+            prior = self.class_match.prior(proposal, sentence[b])
+            if colour is not None:
+                prior = prior + self.class_match.colour_prior(features.colours[b], colour[b])
+            out.append(MatchOutputs(prior, proposal, sentence[b], None if colour is None else colour[b]))
         return out
 
     def _class_match_losses(
         self, scene: SceneBatch, features: SceneFeatures, packed: tuple[Tensor, Tensor, Tensor]
     ) -> tuple[list[Tensor], dict[str, Tensor]]:
-        """Priors per item, and the two classifiers' cross-entropy and accuracy (proposals counted once per
+        """Priors per item, and the classifiers' cross-entropy and accuracy (proposals counted once per
         scene: several queries about one room share its proposals)."""
         vocabulary = self.config.class_match.categories
         outputs = self._class_match_outputs(scene, features, packed)
         po, so = scene.point_offsets.tolist(), scene.superpoint_offsets.tolist()
         proposal_logits, proposal_labels, seen = [], [], set()
-        for b, (_, proposal, _) in enumerate(outputs):
+        for b, matched in enumerate(outputs):
             if scene.scene_ids[b] in seen:
                 continue
             seen.add(scene.scene_ids[b])
             instance = scene.instance[po[b] : po[b + 1]]
             region = features.groups[b][scene.superpoint_ids[po[b] : po[b + 1]] - so[b]]
             point_class = point_classes(instance, scene.object_labels[b], vocabulary)
-            proposal_logits.append(proposal)
-            proposal_labels.append(region_classes(point_class, instance, region, proposal.shape[0]))
+            proposal_logits.append(matched.proposal)
+            proposal_labels.append(region_classes(point_class, instance, region, matched.proposal.shape[0]))
         sentence_labels = torch.tensor(
             [class_id(s.object_name, vocabulary) for s in scene.samples], device=scene.instance.device
         )
-        ce_s, acc_s = self.class_match.loss(torch.stack([o[2] for o in outputs]), sentence_labels)
+        ce_s, acc_s = self.class_match.loss(torch.stack([o.sentence for o in outputs]), sentence_labels)
         ce_p, acc_p = self.class_match.loss(torch.cat(proposal_logits), torch.cat(proposal_labels))
         terms = {
             "loss_class_sentence": ce_s,
@@ -457,7 +481,22 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             "acc_class_sentence": acc_s,
             "acc_class_proposal": acc_p,
         }
-        return [prior for prior, _, _ in outputs], terms
+        if self.class_match.colour_head is not None:
+            # the colour word of the sentence that the targets' own points carry (asked_colours)
+            shares = torch.cat(
+                [
+                    proposal_colours(
+                        scene.rgb[po[b] : po[b + 1]][scene.point_mask[po[b] : po[b + 1]]],
+                        torch.zeros(int(scene.point_mask[po[b] : po[b + 1]].sum()), dtype=torch.long),
+                        1,
+                    )
+                    for b in range(scene.batch_size)
+                ]
+            )
+            labels = asked_colours(scene.questions, shares)
+            ce_c, acc_c = self.class_match.colour_loss(torch.stack([o.colour for o in outputs]), labels)
+            terms.update({"loss_colour_sentence": ce_c, "acc_colour_sentence": acc_c})
+        return [o.prior for o in outputs], terms
 
     @staticmethod
     def _prompt(hidden: Tensor, prompt: Tensor, embeds: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -49,6 +49,9 @@ class GroundingConfig:
     categories: list[str] = field(default_factory=list)
     class_weight: float = 1.0
     class_loss_weight: float = 1.0
+    # Colour agreement (grounding.py; needs class_match): colour_weight * log of the probability that the
+    # colour the sentence asks for is that of the box's pixels. 0: off (checkpoints made before it).
+    colour_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.temperature <= 0 or not 0 < self.cumulative <= 1 or self.dim < 1:
@@ -59,6 +62,8 @@ class GroundingConfig:
             )
         if not 0 < self.min_fraction <= 1 or self.pixel_stride < 1:
             raise ModelError(None, "grounding config: 0 < min_fraction <= 1 and pixel_stride >= 1")
+        if self.colour_weight < 0:
+            raise ModelError(None, "grounding config: colour_weight >= 0")
 
 
 def _default_image() -> ImageBranchConfig:

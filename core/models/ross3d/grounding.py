@@ -29,6 +29,14 @@ vocabulary (`core.models.common.categories`), learn from the proposals' own labe
 object's logit (not to "no object"): the sentence's class picks the candidates, the cosine the one among
 them. A query with no target trains only the object classifier.
 
+Colour agreement (`GroundingConfig.colour_weight` > 0, with class agreement): each box's colour is the
+share of the image pixels of its patches whose colour reads as each colour word (`core.scene.colors`, the
+rule the pipeline names objects' colours with; `box_colour_shares`); a second pooled sentence
+(`colour_pool`) and classifier over the words plus "no colour" learn which colour the sentence asks for
+(labels: `class_match.asked_colours`, the sentence's colour word that the target box's pixels carry), and
+`colour_weight * log(p(none) + sum_w p(w|sentence) share(w|box) + COLOUR_FLOOR)` is added beside the class
+prior (detached, like it): Dense3D's colour matching, read from the frames instead of the point cloud.
+
 Selection (`select_proposals`): both tasks select nothing when the no-object class has the highest
 probability. Otherwise ScanRefer takes the argmax, and Multi3DRefer takes proposals by descending
 probability until their cumulative probability reaches `cumulative` (0.4); the no-object entry is not
@@ -44,8 +52,11 @@ from torch import Tensor, nn
 
 from core.models.common.categories import IGNORE, class_ids
 from core.models.common.pos3d import DEFAULT_CLAMP, DEFAULT_STEP, sinusoidal_3d
+from core.models.common.vision_pretrain import token_cells
+from core.models.dense3d.class_match import NO_COLOUR, ClassMatch, asked_colours, colour_agreement
 from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import GroundingConfig
+from core.scene.colors import COLOR_WORDS, sample_word_indices
 
 SINGLE_TARGET_TASKS = ("scanrefer",)
 MULTI_TARGET_TASKS = ("multi3drefer",)
@@ -85,6 +96,31 @@ def object_features(
     return mean + centre.to(tokens.dtype)
 
 
+def token_colour_shares(pixels: Tensor, encoder) -> Tensor:
+    """[F*P, W]: per visual token (the encoder's pooled grid, frames in order), the share of its image
+    pixels whose colour reads as each word of `COLOR_WORDS`. `pixels` [F,3,S,S] normalised by the encoder's
+    image mean / std (`image_tokens.FrameInputs`); `encoder` a `VisionEncoder`."""
+    frames, _, height, width = pixels.shape
+    mean = torch.tensor(encoder.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(encoder.image_std, dtype=torch.float32).view(1, 3, 1, 1)
+    rgb = (pixels.detach().float().cpu() * std + mean).clamp(0.0, 1.0).permute(0, 2, 3, 1).reshape(-1, 3)
+    words = torch.from_numpy(sample_word_indices(rgb.numpy())).view(frames, -1)
+    cells = token_cells(height, width, encoder)  # [S*S], P = off the grid
+    tokens = encoder.grid[0] * encoder.grid[1]
+    counts = torch.zeros(frames, tokens + 1, len(COLOR_WORDS))
+    frame = torch.arange(frames)[:, None].expand_as(words)
+    counts.index_put_((frame, cells[None].expand_as(words), words), torch.ones(words.shape), accumulate=True)
+    counts = counts[:, :tokens].reshape(-1, len(COLOR_WORDS))
+    return (counts / counts.sum(-1, keepdim=True).clamp(min=1)).to(pixels.device)
+
+
+def box_colour_shares(token_shares: Tensor, membership: Tensor) -> Tensor:
+    """[K, W]: the colour shares of each box's member tokens (membership [N,K] bool), averaged; 0 rows for
+    boxes no token falls into."""
+    weights = membership.to(token_shares.dtype)
+    return (weights.T @ token_shares) / weights.sum(0).clamp(min=1.0)[:, None]
+
+
 class GroundingHead(nn.Module):
     """Query / object projections and the learnable no-object vector; see the module docstring."""
 
@@ -103,6 +139,9 @@ class GroundingHead(nn.Module):
         self.object_class = _classifier(hidden, d, classes) if classes else None
         self.query_class = _classifier(hidden, d, classes) if classes else None
         self.sentence_pool = SentencePool(hidden) if classes else None
+        colour = bool(classes) and config.colour_weight > 0
+        self.colour_pool = SentencePool(hidden) if colour else None
+        self.query_colour = _classifier(hidden, d, NO_COLOUR + 1) if colour else None
 
     def sentence(self, states: Tensor, embeddings: Tensor) -> Tensor:
         """[H]: what the query classifier reads, pooled from the prompt's text tokens (`SentencePool`)."""
@@ -117,24 +156,53 @@ class GroundingHead(nn.Module):
             prior = torch.logsumexp(log_objects + p_query.clamp(min=1e-8).log()[None], dim=-1)
         return self.config.class_weight * prior
 
-    def logits(self, query: Tensor, objects: Tensor, sentence: Tensor | None = None) -> Tensor:
+    def colour_sentence(self, states: Tensor, embeddings: Tensor) -> Tensor:
+        """[H]: what the colour classifier reads (its own `SentencePool` over the prompt's text tokens)."""
+        return self.colour_pool(states.to(self.no_object.dtype), embeddings.to(self.no_object.dtype))
+
+    def colour_prior(self, colour_sentence: Tensor, shares: Tensor) -> Tensor:
+        """[K]: colour_weight * log(p(none) + sum_w p(w|sentence) share(w|box) + COLOUR_FLOOR), detached."""
+        with torch.no_grad():
+            asked = self.query_colour(colour_sentence.to(self.no_object.dtype))
+        return colour_agreement(shares, asked, self.config.colour_weight)
+
+    def logits(
+        self,
+        query: Tensor,
+        objects: Tensor,
+        sentence: Tensor | None = None,
+        colour_sentence: Tensor | None = None,
+        shares: Tensor | None = None,
+    ) -> Tensor:
         """query [H] (the `<ground>` state), objects [K,H] -> logits [K+1] (last: no object). With class
-        agreement, `sentence` [H] (`self.sentence`) is what the query classifier reads (default: query)."""
+        agreement, `sentence` [H] (`self.sentence`) is what the query classifier reads (default: query);
+        with colour agreement, `colour_sentence` [H] and the boxes' colour `shares` [K,W]."""
         q = F.normalize(self.query_proj(query.to(self.no_object.dtype)), dim=-1)
         o = self.object_proj(objects.to(self.no_object.dtype))
         candidates = F.normalize(torch.cat([o, self.no_object[None]], dim=0), dim=-1)
         out = candidates @ q / self.config.temperature
         if self.object_class is not None and objects.shape[0]:
             prior = self.class_prior(query if sentence is None else sentence, objects).to(out.dtype)
+            if self.query_colour is not None and colour_sentence is not None and shares is not None:
+                prior = prior + self.colour_prior(colour_sentence, shares).to(out.dtype)
             out = torch.cat([out[:-1] + prior, out[-1:]])
         return out
 
     def class_loss(
-        self, queries: Tensor, objects: list[Tensor], labels: list[list[str]], targets: list[list[int]]
+        self,
+        queries: Tensor,
+        objects: list[Tensor],
+        labels: list[list[str]],
+        targets: list[list[int]],
+        colour_sentences: Tensor | None = None,
+        shares: list[Tensor] | None = None,
+        texts: list[str] | None = None,
     ) -> Tensor:
         """Cross-entropy of the object classifier (every labelled proposal) plus that of the query classifier
         over `queries` [B,H] (the pooled sentences; target: the first target's class; no target: none).
-        `labels` per sample: each proposal's raw label, or [] for proposals without labels (a detector's)."""
+        `labels` per sample: each proposal's raw label, or [] for proposals without labels (a detector's).
+        With colour agreement (`colour_sentences` [B,H], box `shares` per sample [K_b,W], the prompts'
+        `texts`), plus the colour classifier's cross-entropy against `asked_colours` of the targets' boxes."""
         vocabulary = self.config.categories
         obj_logits, obj_classes, q_logits, q_classes = [], [], [], []
         for b, (feats, names) in enumerate(zip(objects, labels)):
@@ -158,16 +226,39 @@ class GroundingHead(nn.Module):
             loss = loss + F.cross_entropy(
                 torch.stack(q_logits).float(), torch.tensor(q_classes, device=device)
             )
+        if self.query_colour is not None and colour_sentences is not None and shares is not None:
+            if texts is None or len(texts) != len(objects):
+                raise ModelError(None, "grounding: the colour classifier needs each sample's text")
+            truth = torch.stack(
+                [
+                    shares[b][targets[b]].float().mean(0) if targets[b] else shares[b].new_zeros(NO_COLOUR)
+                    for b in range(len(objects))
+                ]
+            )
+            asked = self.query_colour(colour_sentences.to(self.no_object.dtype))
+            loss = loss + ClassMatch.colour_loss(asked, asked_colours(texts, truth))[0]
         return loss
 
     def forward(
-        self, queries: Tensor, objects: list[Tensor], sentences: Tensor | None = None
+        self,
+        queries: Tensor,
+        objects: list[Tensor],
+        sentences: Tensor | None = None,
+        colour_sentences: Tensor | None = None,
+        shares: list[Tensor] | None = None,
     ) -> list[Tensor]:
-        """queries [B,H], objects per sample [K_b,H] (sentences [B,H]) -> logits per sample [K_b+1]."""
+        """queries [B,H], objects per sample [K_b,H] (sentences [B,H]; colour_sentences [B,H] and box colour
+        shares per sample [K_b,W]) -> logits per sample [K_b+1]."""
         if queries.shape[0] != len(objects):
             raise ModelError(None, f"grounding: {queries.shape[0]} queries for {len(objects)} samples")
         return [
-            self.logits(queries[b], objects[b], None if sentences is None else sentences[b])
+            self.logits(
+                queries[b],
+                objects[b],
+                None if sentences is None else sentences[b],
+                None if colour_sentences is None else colour_sentences[b],
+                None if shares is None else shares[b],
+            )
             for b in range(len(objects))
         ]
 

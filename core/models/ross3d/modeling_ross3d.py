@@ -57,9 +57,11 @@ from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import Ross3DConfig
 from core.models.ross3d.grounding import (
     GroundingHead,
+    box_colour_shares,
     boxes_contain,
     grounding_loss,
     object_features,
+    token_colour_shares,
 )
 from core.models.ross3d.grounding import select_proposals as _select
 from core.models.ross3d.processor_ross3d import (
@@ -355,14 +357,21 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         )
         return frac.reshape(-1, boxes.shape[0]) >= cfg.min_fraction
 
-    def _box_features(self, sample: Ross3DSample, tokens: ImageTokens, boxes: Tensor) -> Tensor:
-        """Object features [K,H] of boxes [K,6] from one sample's visual tokens (grounding.py)."""
+    def _box_features(
+        self, sample: Ross3DSample, tokens: ImageTokens, boxes: Tensor, colours: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """Object features [K,H] of boxes [K,6] from one sample's visual tokens, and with `colours` and colour
+        agreement the boxes' colour shares [K,W] (grounding.py; None otherwise)."""
         boxes = boxes.to(device=tokens.tokens.device, dtype=torch.float32)
         with torch.no_grad():
             member = self._membership(sample, tokens, boxes)
-        return object_features(
+        features = object_features(
             tokens.tokens, boxes, member, self.config.image.pos_clamp, self.config.image.pos_step
         )
+        if not colours or self.grounding.query_colour is None:
+            return features, None
+        shares = token_colour_shares(sample.frames.pixels, self.image.encoder).to(member.device)
+        return features, box_colour_shares(shares, member)
 
     def _add_coord_features(
         self, spliced: Spliced, samples: list[Ross3DSample], visual: list[ImageTokens]
@@ -379,7 +388,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             if len(slots) != 1:
                 raise ModelError(None, f"Scan2Cap sample {sample.sample_id}: {len(slots)} <coord> tokens")
             box = torch.tensor([caption_box(sample)])
-            rows.append(self._box_features(sample, tokens, box)[0])
+            rows.append(self._box_features(sample, tokens, box)[0][0])
             positions.append((b, int(slots[0])))
         if not rows:
             return
@@ -391,29 +400,32 @@ class Ross3DModel(nn.Module, PretrainedMixin):
 
     def _ground_inputs(
         self, samples: list[Ross3DSample], hidden: Tensor, spliced: Spliced, visual: list[ImageTokens]
-    ) -> tuple[Tensor, list[Tensor], Tensor | None]:
-        """The `<ground>` states [B,H], each sample's object features [K_b,H] and, with class agreement,
-        each prompt's pooled sentence [B,H] (grounding.SentencePool; None without)."""
+    ) -> tuple[Tensor, list[Tensor], Tensor | None, Tensor | None, list[Tensor] | None]:
+        """What `GroundingHead` reads: the `<ground>` states [B,H], each sample's object features [K_b,H]
+        and, with class agreement, each prompt's pooled sentence [B,H] (grounding.SentencePool); with colour
+        agreement, each prompt's colour sentence [B,H] and each sample's box colour shares [K_b,W] (None
+        without)."""
         labels = spliced.labels
         positions = labels == self.ids.ground
         missing = [b for b in range(len(samples)) if not bool(positions[b].any())]
         if missing:
             raise ModelError(None, f"grounding: no <ground> token in the answers of samples {missing}")
         queries, _ = gather_seg(hidden, positions)
-        objects = [
-            self._box_features(s, t, s.proposals if s.proposals is not None else torch.zeros(0, 6))
+        boxed = [
+            self._box_features(s, t, s.proposals if s.proposals is not None else torch.zeros(0, 6), True)
             for s, t in zip(samples, visual)
         ]
-        sentences = None
-        if self.grounding.sentence_pool is not None:
-            prompt = spliced.text_mask & (labels == IGNORE_INDEX)  # the user's text, not the answer
-            sentences = torch.stack(
-                [
-                    self.grounding.sentence(hidden[b][prompt[b]], spliced.inputs_embeds[b][prompt[b]])
-                    for b in range(len(samples))
-                ]
-            )
-        return queries, objects, sentences
+        objects = [features for features, _ in boxed]
+        head = self.grounding
+        sentences = colours = shares = None
+        prompt = spliced.text_mask & (labels == IGNORE_INDEX)  # the user's text, not the answer
+        text = [(hidden[b][prompt[b]], spliced.inputs_embeds[b][prompt[b]]) for b in range(len(samples))]
+        if head.sentence_pool is not None:
+            sentences = torch.stack([head.sentence(*t) for t in text])
+        if head.colour_pool is not None:
+            colours = torch.stack([head.colour_sentence(*t) for t in text])
+            shares = [box_shares for _, box_shares in boxed]
+        return queries, objects, sentences, colours, shares
 
     @staticmethod
     def _zero(parts: list[nn.Module | nn.Parameter | None]) -> Tensor | None:
@@ -501,12 +513,19 @@ class Ross3DModel(nn.Module, PretrainedMixin):
                 )
         loss_class = None
         if grounding:
-            queries, objects, sentences = self._ground_inputs(samples, hidden, spliced, visual)
+            queries, objects, sentences, colours, shares = self._ground_inputs(
+                samples, hidden, spliced, visual
+            )
             targets = [list(s.targets) for s in samples]
-            loss_ground = grounding_loss(self.grounding(queries, objects, sentences), targets)
+            loss_ground = grounding_loss(
+                self.grounding(queries, objects, sentences, colours, shares), targets
+            )
             if sentences is not None:
                 labels = [list(s.proposal_labels) for s in samples]
-                loss_class = self.grounding.class_loss(sentences, objects, labels, targets)
+                texts = [s.question for s in samples]
+                loss_class = self.grounding.class_loss(
+                    sentences, objects, labels, targets, colours, shares, texts
+                )
                 loss_ground = loss_ground + self.config.grounding.class_loss_weight * loss_class
         cfg = self.config
         loss = cfg.lm_weight * lm

@@ -25,16 +25,16 @@ from core.models.common.categories import (
     point_classes,
     region_classes,
 )
-from core.models.common.pretrained import config_from_dict
-from core.models.common.sparse_unet import SparseUNetConfig
-from core.models.dense3d.class_match import (
+from core.models.common.colour_match import (
     COLOUR_FLOOR,
     NO_COLOUR,
-    ClassMatch,
-    ClassMatchConfig,
     asked_colours,
+    colour_loss,
     proposal_colours,
 )
+from core.models.common.pretrained import config_from_dict
+from core.models.common.sparse_unet import SparseUNetConfig
+from core.models.dense3d.class_match import ClassMatch, ClassMatchConfig
 from core.models.dense3d.configuration_dense3d import Dense3DConfig
 from core.models.dense3d.modeling_dense3d import Dense3DModel
 from core.models.errors import ModelError
@@ -250,5 +250,5 @@ def test_asked_colour_is_the_sentence_word_the_target_carries():
     labels = asked_colours(texts, shares).tolist()
     assert labels == [COLOR_WORDS_INDEX["red"], COLOR_WORDS_INDEX["blue"], NO_COLOUR, NO_COLOUR, IGNORE]
     logits = torch.zeros(5, NO_COLOUR + 1)
-    ce, _ = ClassMatch.colour_loss(logits, torch.tensor(labels))
+    ce, _ = colour_loss(logits, torch.tensor(labels))
     assert float(ce) == pytest.approx(math.log(NO_COLOUR + 1))  # over the four rows with a target

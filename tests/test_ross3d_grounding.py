@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from ross3d_tiny import make_samples, tiny_config
 
+from core.models.common.colour_match import COLOUR_FLOOR
 from core.models.common.pos3d import patch_box_fraction, sinusoidal_3d
-from core.models.dense3d.class_match import COLOUR_FLOOR
 from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import GroundingConfig
 from core.models.ross3d.grounding import (

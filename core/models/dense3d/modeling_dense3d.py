@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from core.data.datasets.loader import SceneBatch
 from core.models.common.categories import class_id, point_classes, region_classes
+from core.models.common.colour_match import asked_colours, colour_loss, proposal_colours
 from core.models.common.image_tokens import FrameInputs, ImageBranch
 from core.models.common.llm import (
     IGNORE_INDEX,
@@ -41,7 +42,7 @@ from core.models.common.pos3d import sinusoidal_3d
 from core.models.common.pretrained import PretrainedMixin
 from core.models.common.sparse_unet import SparseUNet
 from core.models.common.vision import Projector
-from core.models.dense3d.class_match import ClassMatch, asked_colours, proposal_colours
+from core.models.dense3d.class_match import ClassMatch
 from core.models.dense3d.configuration_dense3d import Dense3DConfig
 from core.models.dense3d.grouping import GroupSelection, colour_groups
 from core.models.dense3d.loss import SegLoss
@@ -494,7 +495,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                 ]
             )
             labels = asked_colours(scene.questions, shares)
-            ce_c, acc_c = self.class_match.colour_loss(torch.stack([o.colour for o in outputs]), labels)
+            ce_c, acc_c = colour_loss(torch.stack([o.colour for o in outputs]), labels)
             terms.update({"loss_colour_sentence": ce_c, "acc_colour_sentence": acc_c})
         return [o.prior for o in outputs], terms
 

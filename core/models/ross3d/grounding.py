@@ -33,7 +33,7 @@ Colour agreement (`GroundingConfig.colour_weight` > 0, with class agreement): ea
 share of the image pixels of its patches whose colour reads as each colour word (`core.scene.colors`, the
 rule the pipeline names objects' colours with; `box_colour_shares`); a second pooled sentence
 (`colour_pool`) and classifier over the words plus "no colour" learn which colour the sentence asks for
-(labels: `class_match.asked_colours`, the sentence's colour word that the target box's pixels carry), and
+(labels: `colour_match.asked_colours`, the sentence's colour word that the target box's pixels carry), and
 `colour_weight * log(p(none) + sum_w p(w|sentence) share(w|box) + COLOUR_FLOOR)` is added beside the class
 prior (detached, like it): Dense3D's colour matching, read from the frames instead of the point cloud.
 
@@ -51,9 +51,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.models.common.categories import IGNORE, class_ids
+from core.models.common.colour_match import NO_COLOUR, asked_colours, colour_agreement, colour_loss
 from core.models.common.pos3d import DEFAULT_CLAMP, DEFAULT_STEP, sinusoidal_3d
 from core.models.common.vision_pretrain import token_cells
-from core.models.dense3d.class_match import NO_COLOUR, ClassMatch, asked_colours, colour_agreement
 from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import GroundingConfig
 from core.scene.colors import COLOR_WORDS, sample_word_indices
@@ -236,7 +236,7 @@ class GroundingHead(nn.Module):
                 ]
             )
             asked = self.query_colour(colour_sentences.to(self.no_object.dtype))
-            loss = loss + ClassMatch.colour_loss(asked, asked_colours(texts, truth))[0]
+            loss = loss + colour_loss(asked, asked_colours(texts, truth))[0]
         return loss
 
     def forward(

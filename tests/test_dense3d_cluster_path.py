@@ -24,6 +24,7 @@ from core.data.datasets import RefSegDataset, SceneCache, SceneCacheConfig, load
 from core.models.common.tokenizer import DEFAULT_OUT
 from core.models.dense3d.modeling_dense3d import Dense3DModel
 from core.train import dense3d as task
+from core.train import loop
 from core.train.cli import load_preset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,7 +38,7 @@ SHRINK = {
     ("model", "llm", "lora_r"): 4,
     ("model", "llm", "lora_alpha"): 8,
     ("model", "llm", "dtype"): "float32",  # bf16 weights are for the GPU
-    ("model", "decoder", "in_channels"): 8,
+    ("model", "decoder", "in_channels"): 17,  # 8 U-Net channels + 9 superpoint descriptors
     ("model", "decoder", "d_model"): 32,
     ("model", "decoder", "num_heads"): 2,
     ("model", "decoder", "num_layers"): 1,
@@ -175,7 +176,8 @@ def test_cluster_preset_trains_saves_and_reloads_without_base_weights(synth_root
         return real_train(job, **kwargs)
 
     real_train = task.train
-    monkeypatch.setattr(task, "train", spy)
+    monkeypatch.setattr(task, "train", spy)  # stage 2
+    monkeypatch.setattr(loop, "train", spy)  # stage 1 runs through loop.pretrain_stage
     final = task.run(preset, synth_root, tmp_path / "out", None, False, None)
     assert final is not None and len(jobs) == 2
     model: Dense3DModel = jobs[1].model

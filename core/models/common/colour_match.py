@@ -64,12 +64,18 @@ def asked_colours(texts: list[str], target_shares: Tensor) -> Tensor:
     return torch.tensor(labels, dtype=torch.long, device=target_shares.device)
 
 
+def colour_word_shares(words: Tensor, region: Tensor, num_regions: int) -> Tensor:
+    """[R, W]: per region, the share of its samples whose colour word (`words` [N], indices into
+    `COLOR_WORDS`) is each word; `region` [N] ids in [0, num_regions); rows of empty regions are 0."""
+    counts = torch.zeros(num_regions, len(COLOR_WORDS), device=region.device)
+    ones = torch.ones(words.shape, dtype=counts.dtype, device=region.device)
+    counts.index_put_((region, words.to(region.device)), ones, accumulate=True)
+    return counts / counts.sum(-1, keepdim=True).clamp(min=1)
+
+
 def proposal_colours(rgb: Tensor, region: Tensor, num_regions: int) -> Tensor:
     """[R, W]: per region, the share of its points whose colour reads as each word of
     `core.scene.colors.COLOR_WORDS` (rows of regions without points are 0). `rgb` [N, 3] in [-1, 1] (the
     scene batch's convention, `core.data.datasets.loader`); `region` [N] ids in [0, num_regions)."""
     colour = ((rgb.detach().float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
-    words = torch.from_numpy(sample_word_indices(colour)).to(region.device)
-    counts = torch.zeros(num_regions, len(COLOR_WORDS), device=region.device)
-    counts.index_put_((region, words), torch.ones_like(words, dtype=counts.dtype), accumulate=True)
-    return counts / counts.sum(-1, keepdim=True).clamp(min=1)
+    return colour_word_shares(torch.from_numpy(sample_word_indices(colour)), region, num_regions)

@@ -51,7 +51,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.models.common.categories import IGNORE, class_ids
-from core.models.common.colour_match import NO_COLOUR, asked_colours, colour_agreement, colour_loss
+from core.models.common.colour_match import (
+    NO_COLOUR,
+    asked_colours,
+    colour_agreement,
+    colour_loss,
+    colour_word_shares,
+)
 from core.models.common.pos3d import DEFAULT_CLAMP, DEFAULT_STEP, sinusoidal_3d
 from core.models.common.vision_pretrain import token_cells
 from core.models.errors import ModelError
@@ -107,11 +113,9 @@ def token_colour_shares(pixels: Tensor, encoder) -> Tensor:
     words = torch.from_numpy(sample_word_indices(rgb.numpy())).view(frames, -1)
     cells = token_cells(height, width, encoder)  # [S*S], P = off the grid
     tokens = encoder.grid[0] * encoder.grid[1]
-    counts = torch.zeros(frames, tokens + 1, len(COLOR_WORDS))
-    frame = torch.arange(frames)[:, None].expand_as(words)
-    counts.index_put_((frame, cells[None].expand_as(words), words), torch.ones(words.shape), accumulate=True)
-    counts = counts[:, :tokens].reshape(-1, len(COLOR_WORDS))
-    return (counts / counts.sum(-1, keepdim=True).clamp(min=1)).to(pixels.device)
+    region = torch.arange(frames)[:, None] * (tokens + 1) + cells[None]  # (frame, cell), off-grid included
+    shares = colour_word_shares(words.flatten(), region.flatten(), frames * (tokens + 1))
+    return shares.view(frames, tokens + 1, -1)[:, :tokens].reshape(-1, len(COLOR_WORDS)).to(pixels.device)
 
 
 def box_colour_shares(token_shares: Tensor, membership: Tensor) -> Tensor:

@@ -43,8 +43,12 @@ class EpochSampler(Sampler[int]):
     are shuffled together, so consecutive steps see different groups; the members left over when a group
     does not fill its last batch are pooled into mixed batches at the end of the epoch. (Without it the
     order is group after group: a dozen steps in a row on one room, each step's gradient about that room's
-    objects only.) The loop sets `epoch` and `skip` itself; there is deliberately no `set_epoch`, which
-    accelerate's loader would call with its own iteration count."""
+    objects only.) `batch_size` is the samples of one optimizer step over all processes and accumulation
+    micro-batches: then the order, and so the training, is the same whether two processes take one sample
+    each, one process takes two, or one process accumulates two batches of one (accelerate deals the
+    per-process batches round-robin out of consecutive positions). The loop sets `epoch` and `skip`
+    itself; there is deliberately no `set_epoch`, which accelerate's loader would call with its own
+    iteration count."""
 
     def __init__(self, size: int, seed: int, groups: list | None = None, batch_size: int | None = None):
         self.size, self.seed, self.epoch = size, seed, 0
@@ -168,7 +172,10 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 
-    sampler = EpochSampler(len(job.dataset), config.seed, job.groups, config.batch_size)
+    # groups are cut at the optimizer step's global batch, so its order does not depend on how the batch is
+    # split over processes and accumulation steps
+    step_batch = config.batch_size * accelerator.num_processes * config.grad_accum
+    sampler = EpochSampler(len(job.dataset), config.seed, job.groups, step_batch)
     # the loader draws its workers' base seed from its own generator, not the global one: otherwise opening
     # an epoch's iterator at a different moment after a resume would shift every later dropout mask.
     # accelerate deals whole batches round-robin to the processes; with drop_last it drops an incomplete

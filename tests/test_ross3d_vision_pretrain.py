@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,59 @@ def test_train_ross3d_runs_the_vision_stage_and_freezes_its_tower(synth_root, tm
     stamp = (stage / "model.safetensors").stat().st_mtime_ns
     assert main(args + ["--resume"]) == 0  # a finished stage 1 is not trained again
     assert (stage / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_mirrored_frames_keep_their_token_labels(synth_root):
+    """The flip moves pixels and labels together: the tower's output for a mirrored frame, mirrored back,
+    is scored against the frame's own labels, so a labels-not-flipped bug shows as a changed loss."""
+    torch.manual_seed(0)
+    config = VisionPretrainConfig(vision=SMALL, categories=_vocabulary(synth_root), flip=True)
+    model = VisionPretrainer(config)
+    data = VisionFramesDataset(synth_root, read_split(synth_root, "train")[:1], model.encoder, config, False)
+    batch = collate_frames([data[i] for i in range(8)])
+    torch.manual_seed(1)
+    mirrored = model._mirror(batch)
+    chosen = ~torch.all(mirrored["pixels"] == batch["pixels"], dim=(1, 2, 3))
+    assert 0 < int(chosen.sum()) < 8  # a random half, not all or none
+    gh, gw = model.encoder.grid
+    for key, shape in (("classes", (gh, gw)), ("colours", (gh, gw, 3))):
+        flipped = mirrored[key][chosen].view(-1, *shape).flip(2)
+        assert torch.equal(flipped.reshape(batch[key][chosen].shape), batch[key][chosen]), key
+        assert torch.equal(mirrored[key][~chosen], batch[key][~chosen])
+    assert torch.equal(mirrored["pixels"][chosen].flip(-1), batch["pixels"][chosen])
+    # the colour target still matches the (mirrored) pixels it is read from
+    from core.models.common.vision_pretrain import token_colours
+
+    torch.testing.assert_close(token_colours(mirrored["pixels"], model.encoder), mirrored["colours"])
+    with pytest.raises(Exception, match="flip needs"):
+        VisionPretrainer(replace(config, vision=replace(SMALL, image_size=56, patch_size=8, pool=3)))
+
+
+def test_class_balance_weights_rare_classes_up(synth_root):
+    config = VisionPretrainConfig(vision=SMALL, categories=_vocabulary(synth_root), class_balance=0.5)
+    model = VisionPretrainer(config)
+    labels = torch.tensor([1] * 100 + [2] * 25 + [IGNORE] * 50)
+    model.set_class_frequencies(labels)
+    weights = model.class_weights
+    assert float(weights[2] / weights[1]) == pytest.approx(2.0)  # (25 / 100) ^ -0.5
+    assert float(weights[3]) == pytest.approx(float(weights[2]))  # absent: as the rarest present class
+    assert float(weights[1:3].mean()) == pytest.approx(1.0)
+    plain = VisionPretrainer(replace(config, class_balance=0.0))
+    plain.set_class_frequencies(labels)
+    assert torch.equal(plain.class_weights, torch.ones_like(plain.class_weights))
+    # the weights reach the model's class loss (a rare class's error counts twice a common one's)
+    model.eval()
+    batch = {
+        "pixels": torch.randn(2, 3, SMALL.image_size, SMALL.image_size),
+        "classes": torch.full((2, model.encoder.num_patches), IGNORE),
+        "colours": torch.zeros(2, model.encoder.num_patches, 3),
+    }
+    batch["classes"][0, :5], batch["classes"][1, :3] = 1, 2
+    with torch.no_grad():
+        logits = model.classes(model.encoder(batch["pixels"]))
+        named = batch["classes"] != IGNORE
+        weighted = torch.nn.functional.cross_entropy(logits[named], batch["classes"][named], weight=weights)
+        unweighted = torch.nn.functional.cross_entropy(logits[named], batch["classes"][named])
+        got = model(batch)["loss_class"]
+    torch.testing.assert_close(got, weighted)
+    assert abs(float(got - unweighted)) > 1e-4

@@ -74,6 +74,7 @@ def vision_job(preset: dict[str, Any], root: Path, out: Path) -> TrainJob:
     options = data_options(preset)
     stage = dict(preset["pretrain"])
     min_count = int(stage.pop("min_count", 2))
+    augment = {key: stage.pop(key) for key in ("flip", "class_balance") if key in stage}
     source = Path(preset.get("source") or "preset")
     model_config = config_from_dict(Ross3DConfig, preset.get("model", {}), source)
     scenes = read_split(root, options.get("split", "train"))
@@ -81,11 +82,13 @@ def vision_job(preset: dict[str, Any], root: Path, out: Path) -> TrainJob:
     config = VisionPretrainConfig(
         vision=replace(model_config.image.vision, freeze=False),
         categories=build_vocabulary(labels, min_count),
+        **augment,
     )
     model = VisionPretrainer(config)
     from accelerate import PartialState
 
     dataset = VisionFramesDataset(root, scenes, model.encoder, config, PartialState().is_local_main_process)
+    model.set_class_frequencies(dataset.classes)
     recipe = {
         "stage": "vision",
         "preset": preset.get("source"),

@@ -40,6 +40,12 @@ class VisionPretrainConfig:
     colour_weight: float = 1.0
     max_distance: float = 0.05  # metres from a depth pixel to the nearest labelled vertex
     pixel_stride: int = 2  # every n-th depth pixel (rows and columns) is labelled
+    # training-time mirror of a random half of each batch (pixels and token labels together): a scan gives
+    # a few hundred frames, which a tower trained from scratch memorises
+    flip: bool = False
+    # class weights (token count)^-class_balance in the class loss: 0 = plain CE, 0.5 = inverse square root.
+    # Walls and floors cover most tokens; a plain CE names the objects that questions ask about poorly
+    class_balance: float = 0.0
     recipe: dict[str, Any] = field(default_factory=dict)
 
 
@@ -135,15 +141,55 @@ class VisionPretrainer(nn.Module, PretrainedMixin):
         width = self.encoder.hidden_size
         self.classes = nn.Linear(width, len(config.categories) + 1)
         self.colour = nn.Linear(width, 3)
+        if config.flip:
+            side, pool = self.encoder.patch_grid[0], config.vision.pool
+            if side % pool or self.encoder.patch_grid[0] != self.encoder.patch_grid[1]:
+                raise ModelError(
+                    config.vision.path,
+                    f"vision pretraining: flip needs a square patch grid divisible by pool ({side}, {pool})",
+                )
+        # set from the training frames (`set_class_frequencies`); not saved: stage 2 needs only the tower
+        self.register_buffer("class_weights", torch.ones(len(config.categories) + 1), persistent=False)
+
+    def set_class_frequencies(self, classes: Tensor) -> None:
+        """Class-loss weights from the training tokens' labels [*] (IGNORE left out): count^-class_balance,
+        classes absent from training weighted as the rarest present one."""
+        if self.config.class_balance <= 0:
+            return
+        labelled = classes[classes != IGNORE].flatten()
+        counts = torch.bincount(labelled, minlength=self.class_weights.numel()).float()
+        weights = counts.clamp(min=1).pow(-self.config.class_balance)
+        present = counts > 0
+        if bool(present.any()):
+            weights[~present] = weights[present].max()
+        self.class_weights.copy_(weights / weights[present].mean() if bool(present.any()) else weights)
+
+    def _mirror(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A random half of the frames mirrored left-right, their token labels with them."""
+        pixels, classes, colours = batch["pixels"], batch["classes"], batch["colours"]
+        chosen = torch.rand(pixels.shape[0]) < 0.5
+        if not bool(chosen.any()):
+            return batch
+        covered = int(round(self.encoder.grid_extent[0] * self.encoder.image_size))
+        gh, gw = self.encoder.grid
+        pixels, classes, colours = pixels.clone(), classes.clone(), colours.clone()
+        area = pixels[chosen, :, :covered, :covered]
+        pixels[chosen, :, :covered, :covered] = area.flip(-1)
+        classes[chosen] = classes[chosen].view(-1, gh, gw).flip(-1).reshape(-1, gh * gw)
+        colours[chosen] = colours[chosen].view(-1, gh, gw, 3).flip(2).reshape(-1, gh * gw, 3)
+        return {**batch, "pixels": pixels, "classes": classes, "colours": colours}
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """batch: pixels [B,3,S,S], classes [B,P] (IGNORE = no label), colours [B,P,3]."""
+        if self.training and self.config.flip:
+            batch = self._mirror(batch)
         tokens = self.encoder(batch["pixels"])
         logits = self.classes(tokens)
         target = batch["classes"].to(logits.device)
         named = target != IGNORE
         if bool(named.any()):
-            class_loss = F.cross_entropy(logits[named], target[named])
+            weight = self.class_weights if self.config.class_balance > 0 else None
+            class_loss = F.cross_entropy(logits[named], target[named], weight=weight)
             accuracy = (logits[named].argmax(-1) == target[named]).float().mean()
         else:
             class_loss, accuracy = logits.sum() * 0.0, logits.new_zeros(())

@@ -160,9 +160,10 @@ class VisionPretrainer(nn.Module, PretrainedMixin):
         counts = torch.bincount(labelled, minlength=self.class_weights.numel()).float()
         weights = counts.clamp(min=1).pow(-self.config.class_balance)
         present = counts > 0
-        if bool(present.any()):
-            weights[~present] = weights[present].max()
-        self.class_weights.copy_(weights / weights[present].mean() if bool(present.any()) else weights)
+        if not bool(present.any()):
+            return
+        weights[~present] = weights[present].max()
+        self.class_weights.copy_(weights / weights[present].mean())
 
     def _mirror(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """A random half of the frames mirrored left-right, their token labels with them."""

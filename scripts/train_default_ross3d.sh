@@ -5,6 +5,8 @@
 # (the text-only run the README compares against; another 30-40 min).
 # Usage: scripts/train_default_ross3d.sh WORK_DIR [SEED] [--text-only]
 # Resumable: rerun the same command after an interruption (synth skips finished scenes, training resumes).
+# ROSS3D_SCENES rooms are split into train and val as usual; ROSS3D_EXTRA_TRAIN_SCENES more rooms (default 0)
+# all go to train, so the val split and its files stay those of the ROSS3D_SCENES rooms.
 # For a quick check of the pipeline: ROSS3D_SCENES=3 ROSS3D_STEPS=2 ROSS3D_ASSETS=/tmp/ross3d-check ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ work=${1:?usage: scripts/train_default_ross3d.sh WORK_DIR [SEED] [--text-only]}
 seed=${2:-0}
 text_only=${3:-}
 scenes=${ROSS3D_SCENES:-12}
+extra=${ROSS3D_EXTRA_TRAIN_SCENES:-0}
 assets=${ROSS3D_ASSETS:-assets/ross3d}
 steps=()
 [ -n "${ROSS3D_STEPS:-}" ] && steps=(--steps "$ROSS3D_STEPS")
@@ -39,7 +42,7 @@ train_and_score() {  # PRESET RUN_DIR TAG
   done
 }
 
-python -m core synth --out "$data" --scenes "$scenes" --seed "$seed" --frames 24
+python -m core synth --out "$data" --scenes $((scenes + extra)) --val-from-first "$scenes" --seed "$seed" --frames 24
 train_and_score cpu-tiny "$work/ross3d-cpu-tiny" ross3d
 if [ "$text_only" = "--text-only" ]; then
   preset="$work/cpu-tiny-text-only.json"
@@ -56,6 +59,6 @@ PY
 fi
 python -m core baselines --data "$data" --split val --no-meteor --out "$work/baselines.json"
 rm -rf "$assets" && cp -r "$work/ross3d-cpu-tiny/model" "$assets"
-printf '{"data_seed": %s, "scenes": %s, "frames": 24, "script": "scripts/train_default_ross3d.sh"}\n' \
-    "$seed" "$scenes" > "$assets/data.json"
+printf '{"data_seed": %s, "scenes": %s, "extra_train_scenes": %s, "frames": 24, "script": "%s"}\n' \
+    "$seed" "$scenes" "$extra" "scripts/train_default_ross3d.sh" > "$assets/data.json"
 echo "checkpoint: $assets (data seed $seed; recipe in $assets/training.json)"

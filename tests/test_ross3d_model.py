@@ -14,7 +14,7 @@ import pytest
 import torch
 from ross3d_tiny import TINY, make_samples, tiny_config
 
-from core.models.common.llm import IGNORE_INDEX
+from core.models.common.llm import IGNORE_INDEX, embed_with_prefix
 from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import Ross3DConfig
 from core.models.ross3d.denoiser import LR_PREFIX
@@ -320,8 +320,6 @@ def _with_switches() -> Ross3DModel:
 
 
 def test_coord_token_carries_the_box_object_feature(scene: Scene) -> None:
-    from core.models.common.llm import embed_with_prefix
-
     m = _with_switches().eval()
     torch.nn.init.normal_(m.coord_proj[-1].weight)  # zero at start; any weights show the mechanism
     caps = [
@@ -350,6 +348,37 @@ def test_coord_token_carries_the_box_object_feature(scene: Scene) -> None:
             expected = m.coord_proj(m._box_features(sample, visual[b], box)[0])[0]
             added = (spliced.inputs_embeds - before)[b][coord[b]][0]
             torch.testing.assert_close(added, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_class_hint_adds_the_name_the_object_classifier_reads(scene: Scene) -> None:
+    grounding = {"dim": 32, "class_match": True, "categories": ["bed", "lamp", "pillow"]}
+    with pytest.raises(ModelError, match="coord_class_hint needs"):
+        tiny_config(coord_class_hint=True, grounding=grounding)
+    torch.manual_seed(0)
+    m = Ross3DModel(tiny_config(coord_feature=True, coord_class_hint=True, grounding=grounding)).eval()
+    with torch.no_grad():  # a classifier sure of "lamp" (class 2) for any box
+        m.grounding.object_class[-1].bias.zero_()
+        m.grounding.object_class[-1].bias[2] = 50.0
+    cap = make_samples(m, scene, "scan2cap", "", "a lamp.", FRAMES[:4], targets=[3], sample_id="c")
+    with torch.no_grad():
+        visual = m._visual([cap], [None])
+        text = m.processor.batch([cap], with_answers=True)
+        spliced = embed_with_prefix(
+            m.llm,
+            text.input_ids,
+            [visual[0].tokens],
+            m.ids.image,
+            text.attention_mask,
+            text.labels,
+            m.ids.pad,
+        )
+        before = spliced.inputs_embeds.clone()
+        m._add_coord_features(spliced, [cap], visual)  # coord_proj is zero at start: only the hint is added
+        added = (spliced.inputs_embeds - before)[spliced.input_ids == m.ids.coord][0]
+        lamp = torch.tensor(m.tokenizer.encode(" lamp", add_special_tokens=False))
+        expected = m.llm.get_input_embeddings()(lamp).mean(0)
+    torch.testing.assert_close(added, expected, rtol=1e-4, atol=1e-5)
+    assert float(added.norm()) > 0
 
 
 def test_switched_on_parts_train_and_save_load_identically(scene: Scene, qa, tmp_path: Path) -> None:

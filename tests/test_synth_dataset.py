@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from core.scene.scannet import load_scene
 from core.synth.dataset import (
     SynthConfig,
     assign_splits,
+    dataset_splits,
     generate_dataset,
     planned_room_type,
     write_annotations,
@@ -136,6 +138,37 @@ def test_split_is_never_empty_and_stratified_by_room_type(seed: int) -> None:
     splits = assign_splits(uneven, seed)
     assert [t for t, s in zip(uneven, splits) if s == "val"].count("kitchen") == 1
     assert set(ROOM_TYPES) >= set(uneven)
+
+
+def test_a_grown_dataset_keeps_its_val_scenes_and_val_files(tmp_path: Path) -> None:
+    small, grown = tmp_path / "small", tmp_path / "grown"
+    generate_dataset(small, 2, seed=1, config=CONFIG, progress=False)
+    shutil.copytree(small, grown)
+    generate_dataset(grown, 3, seed=1, config=CONFIG, progress=False, val_from_first=2)
+    val_files = [
+        "scannetv2_val.txt",
+        *(f"annotations/{p.name}" for p in (small / "annotations").glob("*val*")),
+    ]
+    assert len(val_files) >= 4
+    for name in val_files:
+        assert (grown / name).read_bytes() == (small / name).read_bytes(), name
+    train = (grown / "scannetv2_train.txt").read_text().split()
+    assert "scene0002_00" in train and len(train) == 2
+    assert json.loads((grown / "synth/scene0002_00.json").read_text())["split"] == "train"
+    # a later rewrite without the argument keeps the folder's choice
+    expected = assign_splits([planned_room_type(i, 1) for i in range(2)], 1) + ["train"]
+    assert write_annotations(grown, seed=1) == expected
+    assert json.loads((grown / "synth/dataset.json").read_text())["val_from_first"] == 2
+    assert (grown / "scannetv2_val.txt").read_bytes() == (small / "scannetv2_val.txt").read_bytes()
+
+
+def test_dataset_splits_grow_train_only() -> None:
+    types = [planned_room_type(i, 0) for i in range(96)]
+    assert dataset_splits(types, 0, 0.2, 48) == assign_splits(types[:48], 0) + ["train"] * 48
+    assert dataset_splits(types, 0) == assign_splits(types, 0) != dataset_splits(types, 0, 0.2, 48)
+    assert dataset_splits(types[:10], 0, 0.2, 48) == assign_splits(types[:10], 0)
+    with pytest.raises(ValueError, match="val_from_first"):
+        dataset_splits(types, 0, 0.2, 0)
 
 
 def test_synth_command_line(tmp_path: Path) -> None:

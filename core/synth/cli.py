@@ -19,6 +19,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=240, help="frames per scene (default 240)")
     p.add_argument(
+        "--val-from-first",
+        type=int,
+        metavar="K",
+        help="take the val split from the first K scenes (as a K-scene dataset would) and put every later "
+        "scene in train: more training rooms, the same val scenes and val files (kept for later runs)",
+    )
+    p.add_argument(
         "--no-sensor",
         action="store_true",
         help="exact ray-cast depth and colour (no noise, holes, blur, exposure drift)",
@@ -37,11 +44,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     from core.synth.dataset import SynthConfig, generate_dataset
 
-    if args.scenes < 1 or args.frames < 1:
-        print("error: --scenes and --frames must be at least 1", file=sys.stderr)
+    if args.scenes < 1 or args.frames < 1 or (args.val_from_first is not None and args.val_from_first < 1):
+        print("error: --scenes, --frames and --val-from-first must be at least 1", file=sys.stderr)
         return 2
     config = SynthConfig(num_frames=args.frames, sensor=not args.no_sensor)
-    reports = generate_dataset(args.out, args.scenes, args.seed, config)
+    reports = generate_dataset(args.out, args.scenes, args.seed, config, val_from_first=args.val_from_first)
     done = [r for r in reports if not r["skipped"]]
     print(f"wrote {len(done)} scenes ({len(reports) - len(done)} already there) to {args.out}")
     if args.preview is not None:

@@ -14,7 +14,10 @@ rerun with the same arguments skips finished scenes and produces the same output
 
 Splits: decided by `assign_splits` from the planned room types (a function of (seed, index) alone) and
 the number of scenes, never by which scenes were already written: about `val_fraction` of the scenes go
-to val, round-robin over room types (at least one val and one train scene whenever N >= 2).
+to val, round-robin over room types (at least one val and one train scene whenever N >= 2). With
+`val_from_first=K` the splits are those of a K-scene dataset and scenes K.. all go to train: more training
+rooms, the same val scenes and val benchmark files (stored in `synth/dataset.json`, so later rewrites keep
+it).
 `write_annotations` rewrites the split files and every benchmark file from the saved per-scene facts
 without re-rendering (`python -m core.synth.dataset --out DIR --seed S`).
 """
@@ -103,6 +106,23 @@ def assign_splits(room_types: Sequence[str], seed: int, val_fraction: float = 0.
     order = [i for *_, i in sorted(picks)]
     val = set(order[:k])
     return ["val" if i in val else "train" for i in range(n)]
+
+
+def dataset_splits(
+    room_types: Sequence[str], seed: int, val_fraction: float = 0.2, val_from_first: int | None = None
+) -> list[str]:
+    """`assign_splits` over the first `val_from_first` scenes (all when None); the scenes after them are
+    train, so a dataset grown this way keeps the val split of its first scenes."""
+    if val_from_first is not None and val_from_first < 1:
+        raise ValueError(f"val_from_first must be at least 1, got {val_from_first}")
+    k = len(room_types) if val_from_first is None else min(val_from_first, len(room_types))
+    return assign_splits(room_types[:k], seed, val_fraction) + ["train"] * (len(room_types) - k)
+
+
+def stored_val_from_first(out: Path) -> int | None:
+    """The `val_from_first` a dataset folder was written with (None: the plain split)."""
+    path = out / "synth" / "dataset.json"
+    return json.loads(path.read_text()).get("val_from_first") if path.is_file() else None
 
 
 def object_infos(room: SynthRoom) -> list[ObjectInfo]:
@@ -303,15 +323,24 @@ def load_facts(out: Path, scene_id: str):
 
 
 def generate_dataset(
-    out: str | Path, num_scenes: int, seed: int = 0, config: SynthConfig | None = None, progress: bool = True
+    out: str | Path,
+    num_scenes: int,
+    seed: int = 0,
+    config: SynthConfig | None = None,
+    progress: bool = True,
+    val_from_first: int | None = None,
 ) -> list[dict]:
-    """Write `num_scenes` scenes and their benchmark annotations under `out` (skipping finished scenes)."""
+    """Write `num_scenes` scenes and their benchmark annotations under `out` (skipping finished scenes);
+    `val_from_first` as in `dataset_splits` (None: what the folder was written with, else the plain split)."""
     from core.scene.labels import LabelMap
 
     out = Path(out)
     config = config or SynthConfig()
     label_map = LabelMap.from_tsv(LABEL_TABLE)
-    splits = assign_splits([planned_room_type(i, seed) for i in range(num_scenes)], seed, config.val_fraction)
+    if val_from_first is None:
+        val_from_first = stored_val_from_first(out)
+    types = [planned_room_type(i, seed) for i in range(num_scenes)]
+    splits = dataset_splits(types, seed, config.val_fraction, val_from_first)
     reports = []
     bar = tqdm(range(num_scenes), desc="synth scenes", unit="scene", disable=not progress)
     for index in bar:
@@ -323,17 +352,21 @@ def generate_dataset(
         report = build_scene(out, index, seed, config, label_map, splits[index])
         reports.append({"scene_id": scene_id, "skipped": False, "timing": report["timing"]})
 
-    write_annotations(out, num_scenes, seed, config.val_fraction)
+    write_annotations(out, num_scenes, seed, config.val_fraction, val_from_first)
     return reports
 
 
 def write_annotations(
-    out: str | Path, num_scenes: int | None = None, seed: int = 0, val_fraction: float = 0.2
+    out: str | Path,
+    num_scenes: int | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    val_from_first: int | None = None,
 ) -> list[str]:
     """(Re)write the split files, the label table and every benchmark file of scenes 0..N-1 from their
-    saved facts (no rendering); a scene whose stored split disagrees with `assign_splits` (a dataset
-    grown by a later run) gets its facts file updated. N defaults to the facts files present.
-    Returns the splits."""
+    saved facts (no rendering); a scene whose stored split disagrees with `dataset_splits` (a dataset
+    grown by a later run) gets its facts file updated. N defaults to the facts files present;
+    `val_from_first` to the folder's stored one. Returns the splits."""
     from core.synth.annotations import generate_benchmarks, write_benchmarks
 
     out = Path(out)
@@ -345,7 +378,12 @@ def write_annotations(
     if not num_scenes or missing:
         raise FileNotFoundError(f"{out / 'synth'}: no facts file for scene(s) {missing or ['scene0000_00']}")
     facts = [load_facts(out, scene_id_of(i)) for i in range(num_scenes)]
-    splits = assign_splits([f.room_type for f in facts], seed, val_fraction)
+    if val_from_first is None:
+        val_from_first = stored_val_from_first(out)
+    splits = dataset_splits([f.room_type for f in facts], seed, val_fraction, val_from_first)
+    atomic_write_json(
+        out / "synth" / "dataset.json", {"seed": seed, "val_from_first": val_from_first}, indent=1
+    )
     for f, split in zip(facts, splits):
         if f.split != split:
             path = out / "synth" / f"{f.scene_id}.json"
@@ -362,10 +400,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=write_annotations.__doc__)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-from-first", type=int, metavar="K", help="see `python -m core synth --help`")
     args = parser.parse_args(argv)
     try:
-        splits = write_annotations(args.out, seed=args.seed)
-    except FileNotFoundError as error:
+        splits = write_annotations(args.out, seed=args.seed, val_from_first=args.val_from_first)
+    except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     print(f"wrote annotations of {len(splits)} scenes ({splits.count('val')} val) under {args.out}")
 

@@ -102,6 +102,10 @@ class Ross3DConfig:
     # in the box + its centre's 3D embedding), through an MLP, to the `<coord>` token's input embedding, so
     # the box is something the LLM can read rather than six numbers in text. False: text only (the paper).
     coord_feature: bool = False
+    # Scan2Cap, with coord_feature and grounding.class_match: also add the object classifier's reading of the
+    # box as words, sum_c p(c|box) x the mean input embedding of class c's name tokens (p detached), so the
+    # caption can copy the name instead of learning to decode it from a feature vector.
+    coord_class_hint: bool = False
     max_new_tokens: int = 24
     max_question_tokens: int = 128
     recipe: dict[str, Any] = field(default_factory=dict)  # how the checkpoint was trained (set by core.train)
@@ -122,6 +126,8 @@ class Ross3DConfig:
             problems.append(
                 f"recon.bev.grid {self.recon.bev.grid} != targets.bev_grid {self.targets.bev_grid}"
             )
+        if self.coord_class_hint and not (self.coord_feature and self.grounding.class_match):
+            problems.append("coord_class_hint needs coord_feature and grounding.class_match")
         if self.llm.path is None:
             hidden = self.llm.hidden
             if self.image.out_dim != hidden:

@@ -220,6 +220,9 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             )
             nn.init.zeros_(self.coord_proj[-1].weight)
             nn.init.zeros_(self.coord_proj[-1].bias)
+        self._class_name_ids: list[Tensor] | None = (
+            None  # token ids of each category name, built on first use
+        )
         self.reconstruction = ReconstructionHead(config.recon)
         self.noise_scheduler = make_scheduler(config.recon.num_train_timesteps)
         self.processor = Ross3DProcessor(self.tokenizer, config.max_question_tokens)
@@ -373,6 +376,22 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         shares = token_colour_shares(sample.frames.pixels, self.image.encoder).to(member.device)
         return features, box_colour_shares(shares, member)
 
+    def _class_name_hint(self, objects: Tensor) -> Tensor:
+        """[S,H] for object features [S,H]: sum_c p(c|object) x the mean input embedding of class c's name
+        tokens, from the grounding head's object classifier (detached; "other" adds nothing)."""
+        with torch.no_grad():
+            probs = (
+                self.grounding.object_class(objects.to(self.grounding.no_object.dtype)).float().softmax(-1)
+            )
+        if self._class_name_ids is None:
+            self._class_name_ids = [
+                torch.tensor(self.tokenizer.encode(" " + name, add_special_tokens=False))
+                for name in self.config.grounding.categories
+            ]
+        table = self.llm.get_input_embeddings()
+        names = torch.stack([table(ids.to(table.weight.device)).mean(0) for ids in self._class_name_ids])
+        return probs[:, 1:].to(names.dtype) @ names
+
     def _add_coord_features(
         self, spliced: Spliced, samples: list[Ross3DSample], visual: list[ImageTokens]
     ) -> None:
@@ -392,7 +411,10 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             positions.append((b, int(slots[0])))
         if not rows:
             return
-        added = self.coord_proj(torch.stack(rows).to(spliced.inputs_embeds.dtype))
+        objects = torch.stack(rows).to(spliced.inputs_embeds.dtype)
+        added = self.coord_proj(objects)
+        if self.config.coord_class_hint:
+            added = added + self._class_name_hint(objects).to(added.dtype)
         delta = torch.zeros_like(spliced.inputs_embeds)
         index = torch.tensor(positions, device=delta.device)
         delta = delta.index_put((index[:, 0], index[:, 1]), added)

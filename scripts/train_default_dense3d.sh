@@ -2,7 +2,9 @@
 # The shipped Dense3D default, end to end: generate the scenes, train the cpu-tiny preset (U-Net stage, then
 # the whole model), predict and score the val split beside the blind baselines, and copy the checkpoint to
 # assets/dense3d (with --ship).
-# Usage: [DENSE3D_SCENES=48] scripts/train_default_dense3d.sh WORK_DIR [SEED] [--ship]
+# Usage: [DENSE3D_SCENES=48] [DENSE3D_EXTRA_TRAIN_SCENES=48] scripts/train_default_dense3d.sh WORK_DIR [SEED] [--ship]
+# DENSE3D_SCENES rooms are split into train and val as usual; DENSE3D_EXTRA_TRAIN_SCENES more (default 0) all
+# go to train, so the val split and its files stay those of the DENSE3D_SCENES rooms.
 # Resumable: rerun the same command after an interruption (synth skips finished scenes, training resumes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +14,9 @@ data="$work/data-seed$seed"
 run="$work/dense3d-cpu-tiny"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread: faster than two on a shared 2-core machine
 
-python -m core synth --out "$data" --scenes "${DENSE3D_SCENES:-12}" --seed "$seed" --frames 24
+scenes=${DENSE3D_SCENES:-12}
+extra=${DENSE3D_EXTRA_TRAIN_SCENES:-0}
+python -m core synth --out "$data" --scenes $((scenes + extra)) --val-from-first "$scenes" --seed "$seed" --frames 24
 resume=""
 [ -d "$run/checkpoints" ] && resume="--resume"
 python -m core train dense3d --config cpu-tiny --data "$data" --out "$run" $resume
@@ -27,8 +31,8 @@ done
 python -m core baselines --data "$data" --split val --no-meteor --out "$work/baselines.json"
 if [ "${3:-}" = "--ship" ]; then  # only after reading the scores beside the baselines
   rm -rf assets/dense3d && cp -r "$run/model" assets/dense3d
-  printf '{"data_seed": %s, "scenes": %s, "frames": 24, "script": "scripts/train_default_dense3d.sh"}\n' \
-      "$seed" "${DENSE3D_SCENES:-12}" > assets/dense3d/data.json
+  printf '{"data_seed": %s, "scenes": %s, "extra_train_scenes": %s, "frames": 24, "script": "%s"}\n' \
+      "$seed" "$scenes" "$extra" "scripts/train_default_dense3d.sh" > assets/dense3d/data.json
   echo "checkpoint: assets/dense3d (data seed $seed; recipe in assets/dense3d/training.json)"
 else
   echo "checkpoint: $run/model (scores in $work/eval-*.json, baselines in $work/baselines.json);"

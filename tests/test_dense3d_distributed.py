@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 import torch
 from dense3d_tiny import TINY
-from safetensors.torch import load_file, save_file
+from line_model import Line
+from safetensors.torch import load_file
 
 from core.train import dense3d as task
 from core.train.config import TrainConfig
@@ -159,21 +160,6 @@ def test_two_processes_match_one_process_and_resume(synth_root, tmp_path):
     start = load_file(str(tmp_path / "one" / "backbone" / "model" / "model.safetensors"))
     moved = max((reference[k] - start[k]).abs().max().item() for k in start if k in reference)
     assert moved > 20 * 5e-4
-
-
-class Line(torch.nn.Module):
-    """A deterministic model (no dropout) for the loop's own checks."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc = torch.nn.Linear(3, 1)
-
-    def forward(self, batch):
-        return {"loss": torch.nn.functional.mse_loss(self.fc(batch["x"]).squeeze(-1), batch["y"])}
-
-    def save_pretrained(self, folder):
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        save_file(self.state_dict(), str(Path(folder) / "model.safetensors"))
 
 
 def _line_job(out: Path) -> TrainJob:

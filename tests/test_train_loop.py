@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from line_model import Line
 from safetensors.torch import load_file, save_file
 
 from core.models.errors import ModelError
@@ -149,21 +150,6 @@ def test_groups_of_exactly_one_batch_keep_their_order():
     assert list(with_size) == list(EpochSampler(len(groups), seed=2, groups=groups))
 
 
-class NoDropout(torch.nn.Module):
-    """A deterministic model: only the data order can make two runs differ."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc = torch.nn.Linear(4, 1)
-
-    def forward(self, batch):
-        return {"loss": torch.nn.functional.mse_loss(self.fc(batch["x"]).squeeze(-1), batch["y"])}
-
-    def save_pretrained(self, folder):
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        save_file(self.state_dict(), str(Path(folder) / "model.safetensors"))
-
-
 def test_grouped_order_does_not_depend_on_how_a_step_batch_is_split(tmp_path):
     """Groups are cut at the optimizer step's batch (batch_size x processes x grad_accum): one process taking
     4 samples and one accumulating 2 x 2 see the same samples per step, so they end at the same weights (a
@@ -175,7 +161,7 @@ def test_grouped_order_does_not_depend_on_how_a_step_batch_is_split(tmp_path):
             steps=6, batch_size=batch_size, grad_accum=grad_accum, lr=3e-2, warmup_steps=0, log_every=1
         )
         groups = [i % 3 for i in range(24)]  # 3 rooms of 8 queries: 2 step batches each
-        job = TrainJob(NoDropout(), _data(24), _collate, config, out, groups=groups)
+        job = TrainJob(Line(4), _data(24), _collate, config, out, groups=groups)
         return load_file(str(train(job) / "model.safetensors"))
 
     whole, accumulated = run(tmp_path / "whole", 4, 1), run(tmp_path / "accumulated", 2, 2)

@@ -5,16 +5,17 @@
 # (the text-only run the README compares against; another 30-40 min).
 # Usage: scripts/train_default_ross3d.sh WORK_DIR [SEED] [--text-only]
 # Resumable: rerun the same command after an interruption (synth skips finished scenes, training resumes).
-# ROSS3D_SCENES rooms are split into train and val as usual; ROSS3D_EXTRA_TRAIN_SCENES more rooms (default 0)
-# all go to train, so the val split and its files stay those of the ROSS3D_SCENES rooms.
-# For a quick check of the pipeline: ROSS3D_SCENES=3 ROSS3D_STEPS=2 ROSS3D_ASSETS=/tmp/ross3d-check ...
+# ROSS3D_SCENES rooms (default 48) are split into train and val as usual; ROSS3D_EXTRA_TRAIN_SCENES more rooms
+# (default 48) all go to train, so the val split and its files stay those of the ROSS3D_SCENES rooms. The
+# defaults are the shipped checkpoint's recipe (86 train rooms, 10 val rooms).
+# For a quick check of the pipeline: ROSS3D_SCENES=3 ROSS3D_EXTRA_TRAIN_SCENES=0 ROSS3D_STEPS=2 ROSS3D_ASSETS=/tmp/ross3d-check ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:?usage: scripts/train_default_ross3d.sh WORK_DIR [SEED] [--text-only]}
 seed=${2:-0}
 text_only=${3:-}
-scenes=${ROSS3D_SCENES:-12}
-extra=${ROSS3D_EXTRA_TRAIN_SCENES:-0}
+scenes=${ROSS3D_SCENES:-48}
+extra=${ROSS3D_EXTRA_TRAIN_SCENES:-48}
 assets=${ROSS3D_ASSETS:-assets/ross3d}
 steps=()
 [ -n "${ROSS3D_STEPS:-}" ] && steps=(--steps "$ROSS3D_STEPS")

@@ -202,6 +202,7 @@ def status_html(mask: MaskResult | None, found: GroundResult | None, notes: list
     if mask is not None:
         points = int(mask.mask.sum())
         read = f"; reads the class <q>{escape(mask.named_class)}</q>" if mask.named_class else ""
+        read += f" near a <q>{escape(mask.anchor_class)}</q>" if mask.anchor_class else ""
         parts.append(
             f'<p class="ask-dense3d" data-points="{points}"><b>Dense3D</b> answered '
             f"<q>{escape(mask.answer)}</q>: {points} points (confidence {mask.score:.2f}{read})</p>"

@@ -304,3 +304,5 @@ def test_status_names_the_class_the_model_read():
     assert "reads the class <q>office chair</q>" in read and 'data-points="2"' in read
     plain = status_html(MaskResult(mask, "It is [SEG].", True, 0.8, 0.1), None, [])
     assert "reads the class" not in plain and "confidence 0.80" in plain
+    near = status_html(MaskResult(mask, "It is [SEG].", True, 0.8, 0.1, "chair", "desk"), None, [])
+    assert "reads the class <q>chair</q> near a <q>desk</q>" in near and " near a " not in read

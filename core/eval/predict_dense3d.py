@@ -186,9 +186,12 @@ class SampleOutput:
     score: float
     abstained: bool = False  # emptied by `--empty-below`: the chosen proposals were too improbable
     named_class: str | None = None  # the class the model read from the sentence (class matching on)
+    anchor_class: str | None = None  # the anchor class read from the sentence (relation matching on)
 
     def details(self) -> dict[str, Any]:
         extra = {"named_class": self.named_class} if self.named_class is not None else {}
+        if self.anchor_class is not None:
+            extra["anchor_class"] = self.anchor_class
         return {
             "scene_id": self.sample.scene_id,
             "kind": self.sample.kind,
@@ -302,6 +305,7 @@ class Dense3DPredictor:
             has_seg=bool(p.has_seg),
             score=float(p.score),
             named_class=p.named_class,
+            anchor_class=p.anchor_class,
         )
 
 

@@ -63,6 +63,7 @@ class MaskResult:
     score: float  # the model's confidence (with proposals: the chosen proposals' probability)
     seconds: float
     named_class: str | None = None  # with class matching: the class the model read from the sentence
+    anchor_class: str | None = None  # with relation matching: the anchor it read ("near the <anchor>")
 
 
 @dataclass
@@ -267,7 +268,9 @@ class SceneModels:
 
         p, seconds = self._timed(run)
         mask = np.asarray(p.point_mask, dtype=bool)
-        return MaskResult(mask, p.answer, bool(p.has_seg), float(p.score), seconds, p.named_class)
+        return MaskResult(
+            mask, p.answer, bool(p.has_seg), float(p.score), seconds, p.named_class, p.anchor_class
+        )
 
     def _frames(self, model: Any, scene_id: str) -> Any:
         from core.scene.scannet import load_scene

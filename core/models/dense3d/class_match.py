@@ -16,6 +16,9 @@ Colour matching (`colour_weight` > 0, `core.models.common.colour_match`): the sa
 sentence asks for against each proposal's colour shares (the share of its points whose colour reads as
 each colour word), with a third reader of the prompt as the colour classifier.
 
+Relation matching (`relation_weight` > 0, `core.models.common.relation_match`, at prediction only): the
+nearness of each proposal to a proposal of the anchor class the sentence names.
+
 Classes: `core.models.common.categories` (0 = other, 1..K the raw-label vocabulary of the train scenes).
 The sentence classifier reads the prompt's tokens (LLM states and word embeddings, see
 `ClassMatch.__init__`); the proposal classifier reads the point-count-weighted mean of the proposal's
@@ -31,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.models.common.colour_match import NO_COLOUR, colour_agreement
+from core.models.common.relation_match import AnchorReader, relation_agreement
 from core.models.errors import ModelError
 
 
@@ -40,13 +44,21 @@ class ClassMatchConfig:
     loss_weight: float = 0.5  # of each classifier's cross-entropy in the total loss
     min_count: int = 2  # a raw label needs this many train instances to be a class
     colour_weight: float = 0.0  # of the log colour agreement; 0 = no colour branch (checkpoints before it)
+    # Relation matching (core.models.common.relation_match): weight of the log nearness of each proposal to
+    # the anchor the sentence names, at prediction only (not trained with); 0 = off. It has no weights of
+    # its own, so it can be switched on for a trained model. Scale: metres of box gap per e-fold.
+    relation_weight: float = 0.0
+    relation_scale: float = 0.5
     # the vocabulary (filled from the train scenes when training starts; saved with the checkpoint)
     categories: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.weight < 0 or self.loss_weight < 0 or self.colour_weight < 0 or self.min_count < 1:
+        weights = (self.weight, self.loss_weight, self.colour_weight, self.relation_weight)
+        if min(weights) < 0 or self.min_count < 1 or self.relation_scale <= 0:
             raise ModelError(
-                None, "ClassMatchConfig: weight, colour_weight and loss_weight >= 0, min_count >= 1"
+                None,
+                "ClassMatchConfig: weight, colour_weight, relation_weight and loss_weight >= 0, "
+                "relation_scale > 0, min_count >= 1",
             )
 
 
@@ -89,6 +101,7 @@ class ClassMatch(nn.Module):
         if config.colour_weight > 0:  # its own query over the same words: a colour is not where a noun is
             self.colour_query = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
             self.colour_head = _mlp(d_model, d_model, NO_COLOUR + 1)
+        self.anchors = AnchorReader(config.categories) if config.relation_weight > 0 else None
 
     def proposal_logits(self, feats: Tensor, counts: Tensor, groups: Tensor) -> Tensor:
         """[G, K + 1] from superpoint features [S, C], point counts [S] and proposal ids [S]."""
@@ -138,6 +151,16 @@ class ClassMatch(nn.Module):
         proposals' colour shares [G, W] (`proposal_colours`) and the sentence's colour logits [W + 1];
         detached, like `prior`."""
         return colour_agreement(shares, colour_logits, self.config.colour_weight)
+
+    def relation_prior(
+        self, question: str, proposal_logits: Tensor, gaps: Tensor, target_class: int
+    ) -> Tensor:
+        """[G]: relation_weight * log nearness of each proposal to the anchor the sentence names (the first
+        other class it mentions than `target_class`, the class the model read); zeros without an anchor."""
+        anchor = self.anchors(question, target_class)
+        return relation_agreement(
+            proposal_logits, gaps, anchor, self.config.relation_weight, self.config.relation_scale
+        )
 
     def loss(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """(cross-entropy, accuracy) of logits [M, K + 1] against class ids [M]."""

@@ -40,6 +40,7 @@ from core.models.common.llm import (
 from core.models.common.pooling import superpoint_descriptors, superpoint_mean, voxel_to_point
 from core.models.common.pos3d import sinusoidal_3d
 from core.models.common.pretrained import PretrainedMixin
+from core.models.common.relation_match import box_gaps, proposal_boxes
 from core.models.common.sparse_unet import SparseUNet
 from core.models.common.vision import Projector
 from core.models.dense3d.class_match import ClassMatch
@@ -77,19 +78,22 @@ class Dense3DPrediction:
     has_seg: bool  # False: the model said there is no such object
     score: float  # predicted IoU of the mask (grouping on: the chosen proposals' probability)
     named_class: str | None = None  # class matching on: the class the sentence names, as the model reads it
+    anchor_class: str | None = None  # relation matching on: the anchor class read from the sentence
 
 
 @dataclass
 class SceneFeatures:
     """Per item: superpoint features [S_b, C], centres [S_b, 3], point counts [S_b] and, when grouping
-    is on, the proposal id of each superpoint [S_b] and each proposal's colour shares [G_b, W]
-    (`class_match.proposal_colours`)."""
+    is on, the proposal id of each superpoint [S_b], each proposal's colour shares [G_b, W]
+    (`class_match.proposal_colours`) and the gaps between the proposals' boxes [G_b, G_b]
+    (`relation_match.box_gaps`)."""
 
     feats: list[Tensor]
     centres: list[Tensor]
     counts: list[Tensor]
     groups: list[Tensor] | None = None
     colours: list[Tensor] | None = None
+    gaps: list[Tensor] | None = None
 
 
 @dataclass
@@ -102,6 +106,7 @@ class MatchOutputs:
     proposal: Tensor
     sentence: Tensor
     colour: Tensor | None
+    anchor: str | None = None
 
 
 class Dense3DModel(nn.Module, PretrainedMixin):
@@ -196,12 +201,13 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             features = SceneFeatures(list(feats), list(centres), list(counts))
         if self.selection is not None:
             grouped = self._groups(scene, first)
-            features.groups = [groups for groups, _, _ in grouped]
-            features.colours = [colours for _, _, colours in grouped]
+            features.groups = [groups for groups, _, _, _ in grouped]
+            features.colours = [colours for _, _, colours, _ in grouped]
+            features.gaps = [gaps for _, _, _, gaps in grouped]
             if self.config.grouping.descriptors:
                 features.feats = [
                     torch.cat([f, described.to(f.dtype)], dim=1)
-                    for f, (_, described, _) in zip(features.feats, grouped)
+                    for f, (_, described, _, _) in zip(features.feats, grouped)
                 ]
         return features
 
@@ -215,12 +221,15 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             for sid, b in first.items()
         }
 
-    def _groups(self, scene: SceneBatch, first: dict[str, int]) -> list[tuple[Tensor, Tensor, Tensor]]:
+    def _groups(
+        self, scene: SceneBatch, first: dict[str, int]
+    ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
         """Per item: the proposal id of each superpoint (`colour_groups`), per superpoint its proposal's
-        descriptors [S, DESCRIPTOR_DIM], and each proposal's colour shares [G, W]; computed once per scene."""
+        descriptors [S, DESCRIPTOR_DIM], each proposal's colour shares [G, W] and the gaps between the
+        proposals' boxes [G, G]; computed once per scene."""
         po, so = scene.point_offsets.tolist(), scene.superpoint_offsets.tolist()
 
-        def compute(missing: dict[str, int]) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+        def compute(missing: dict[str, int]) -> dict[str, tuple[Tensor, Tensor, Tensor, Tensor]]:
             out = {}
             for sid, b in missing.items():
                 xyz, rgb = scene.xyz[po[b] : po[b + 1]], scene.rgb[po[b] : po[b + 1]]
@@ -231,6 +240,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                     groups,
                     superpoint_descriptors(xyz, rgb, groups[ids], count)[groups],
                     proposal_colours(rgb, groups[ids], count),
+                    box_gaps(proposal_boxes(xyz, groups[ids], count)),
                 )
             return out
 
@@ -413,11 +423,13 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         scores = decoded.pred_scores[:, 0]
         groups = features.groups or [None] * scene.batch_size
         priors, named = [None] * scene.batch_size, [None] * scene.batch_size
+        anchors = [None] * scene.batch_size
         if self.class_match is not None:
-            matched = self._class_match_outputs(scene, features, packed)
+            matched = self._class_match_outputs(scene, features, packed, relations=True)
             names = ["other", *self.config.class_match.categories]
             priors = [m.prior for m in matched]
             named = [names[int(m.sentence.argmax())] for m in matched]
+            anchors = [m.anchor for m in matched]
         return [
             self._prediction(
                 scene,
@@ -429,15 +441,21 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                 groups[b],
                 priors[b],
                 named[b],
+                anchors[b],
             )
             for b in range(scene.batch_size)
         ]
 
     def _class_match_outputs(
-        self, scene: SceneBatch, features: SceneFeatures, packed: tuple[Tensor, Tensor, Tensor]
+        self,
+        scene: SceneBatch,
+        features: SceneFeatures,
+        packed: tuple[Tensor, Tensor, Tensor],
+        relations: bool = False,
     ) -> list[MatchOutputs]:
         """Per item: the prior over its proposals and the classifiers' logits; the proposals of a room are
-        classified once for all of its items."""
+        classified once for all of its items. `relations` (prediction only) adds the relation prior when the
+        config has one."""
         sentence, colour = self.class_match.sentence_logits(*packed)
         proposals: dict[str, Tensor] = {}
         out = []
@@ -450,7 +468,17 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             prior = self.class_match.prior(proposal, sentence[b])
             if colour is not None:
                 prior = prior + self.class_match.colour_prior(features.colours[b], colour[b])
-            out.append(MatchOutputs(prior, proposal, sentence[b], None if colour is None else colour[b]))
+            anchor = None
+            if relations and self.class_match.anchors is not None:
+                target_class = int(sentence[b].argmax())
+                question = scene.questions[b]
+                prior = prior + self.class_match.relation_prior(
+                    question, proposal, features.gaps[b], target_class
+                )
+                anchor = self.class_match.anchors.name(self.class_match.anchors(question, target_class))
+            out.append(
+                MatchOutputs(prior, proposal, sentence[b], None if colour is None else colour[b], anchor)
+            )
         return out
 
     def _class_match_losses(
@@ -534,6 +562,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         groups: Tensor | None = None,
         prior: Tensor | None = None,
         named_class: str | None = None,
+        anchor_class: str | None = None,
     ) -> Dense3DPrediction:
         s0, s1 = int(scene.superpoint_offsets[b]), int(scene.superpoint_offsets[b + 1])
         p0, p1 = int(scene.point_offsets[b]), int(scene.point_offsets[b + 1])
@@ -554,5 +583,12 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             if end and end in answer:
                 answer = answer.split(end)[0]
         return Dense3DPrediction(
-            scene.scene_ids[b], mask, probs.cpu().numpy(), answer.strip(), has_seg, score, named_class
+            scene.scene_ids[b],
+            mask,
+            probs.cpu().numpy(),
+            answer.strip(),
+            has_seg,
+            score,
+            named_class,
+            anchor_class,
         )

@@ -307,3 +307,40 @@ def test_colour_prior_learns_the_asked_colour_and_picks_that_box() -> None:
     torch.testing.assert_close(head.colour_prior(asks[0], shares), expected.detach())
     with pytest.raises(ModelError, match="text"):
         head.class_loss(torch.randn(3, 16), [objects] * 3, [[]] * 3, [[0], [1], [0]], asks, [shares] * 3)
+
+
+# --------------------------------------------------------------------------------- relation agreement
+
+
+def test_relation_prior_prefers_the_box_next_to_the_named_anchor() -> None:
+    """Two chairs and a table, the classifiers trained on their labels: "the chair next to the table" puts
+    the prior on the chair beside the table, by the boxes' gap over the scale; a sentence without an anchor
+    gets no prior. The prior is a prediction-time term: `logits` (training) never adds it."""
+    torch.manual_seed(0)
+    config = GroundingConfig(dim=8, class_match=True, categories=["chair", "table"], relation_weight=1.0)
+    head = GroundingHead(16, config)
+    kinds = torch.randn(2, 16)
+    objects = kinds[[0, 0, 1]] + 0.05 * torch.randn(3, 16)
+    optimizer = torch.optim.Adam(
+        list(head.object_class.parameters()) + list(head.query_class.parameters()), 1e-2
+    )
+    for _ in range(150):
+        loss = head.class_loss(kinds[[0]], [objects], [["chair", "chair", "table"]], [[0]])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    # centre and size: chair 0 is 0.1 m from the table's side, chair 1 is 2.1 m away
+    boxes = torch.tensor(
+        [[0.0, 0, 0.4, 0.6, 0.6, 0.8], [-2.0, 0, 0.4, 0.6, 0.6, 0.8], [1.4, 0, 0.4, 1.6, 1.0, 0.8]]
+    )
+    prior = head.relation_prior("the chair next to the table.", kinds[0], objects, boxes)
+    assert float(prior[0] - prior[1]) == pytest.approx((2.1 - 0.1) / 0.5, abs=0.3)
+    assert head.relation_prior("a chair.", kinds[0], objects, boxes).tolist() == [0.0, 0.0, 0.0]
+    plain = GroundingHead(16, GroundingConfig(dim=8, class_match=True, categories=["chair", "table"]))
+    assert plain.anchors is None
+    plain.load_state_dict(head.state_dict())
+    torch.testing.assert_close(head.logits(kinds[0], objects), plain.logits(kinds[0], objects))
+    with pytest.raises(ModelError, match="relation_weight needs class_match"):
+        GroundingConfig(relation_weight=1.0)
+    with pytest.raises(ModelError, match="relation_scale"):
+        GroundingConfig(class_match=True, categories=["chair"], relation_weight=1.0, relation_scale=0.0)

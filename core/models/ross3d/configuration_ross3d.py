@@ -52,6 +52,11 @@ class GroundingConfig:
     # Colour agreement (grounding.py; needs class_match): colour_weight * log of the probability that the
     # colour the sentence asks for is that of the box's pixels. 0: off (checkpoints made before it).
     colour_weight: float = 0.0
+    # Relation agreement (core.models.common.relation_match; needs class_match), at prediction only:
+    # relation_weight * log nearness of each box to a box of the anchor class the sentence names ("the chair
+    # next to the desk"). 0: off. No weights of its own, so it can be switched on for a trained model.
+    relation_weight: float = 0.0
+    relation_scale: float = 0.5  # metres of box gap per e-fold
 
     def __post_init__(self) -> None:
         if self.temperature <= 0 or not 0 < self.cumulative <= 1 or self.dim < 1:
@@ -64,6 +69,10 @@ class GroundingConfig:
             raise ModelError(None, "grounding config: 0 < min_fraction <= 1 and pixel_stride >= 1")
         if self.colour_weight < 0:
             raise ModelError(None, "grounding config: colour_weight >= 0")
+        if self.relation_weight < 0 or self.relation_scale <= 0:
+            raise ModelError(None, "grounding config: relation_weight >= 0 and relation_scale > 0")
+        if self.relation_weight > 0 and not self.class_match:
+            raise ModelError(None, "grounding config: relation_weight needs class_match (the boxes' classes)")
 
 
 def _default_image() -> ImageBranchConfig:

@@ -37,6 +37,11 @@ rule the pipeline names objects' colours with; `box_colour_shares`); a second po
 `colour_weight * log(p(none) + sum_w p(w|sentence) share(w|box) + COLOUR_FLOOR)` is added beside the class
 prior (detached, like it): Dense3D's colour matching, read from the frames instead of the point cloud.
 
+Relation agreement (`GroundingConfig.relation_weight` > 0, with class agreement; at prediction only,
+`Ross3DModel.ground`): Dense3D's relation matching (`core.models.common.relation_match`) over the boxes:
+the anchor class the sentence names (read by `AnchorReader`, told the class the query classifier read) and
+each box's gap to a box of that class, weighted by the object classifier's probability of it.
+
 Selection (`select_proposals`): both tasks select nothing when the no-object class has the highest
 probability. Otherwise ScanRefer takes the argmax, and Multi3DRefer takes proposals by descending
 probability until their cumulative probability reaches `cumulative` (0.4); the no-object entry is not
@@ -59,6 +64,7 @@ from core.models.common.colour_match import (
     colour_word_shares,
 )
 from core.models.common.pos3d import DEFAULT_CLAMP, DEFAULT_STEP, sinusoidal_3d
+from core.models.common.relation_match import AnchorReader, box_gaps, relation_agreement
 from core.models.common.vision_pretrain import token_cells
 from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import GroundingConfig
@@ -146,6 +152,7 @@ class GroundingHead(nn.Module):
         colour = bool(classes) and config.colour_weight > 0
         self.colour_pool = SentencePool(hidden) if colour else None
         self.query_colour = _classifier(hidden, d, NO_COLOUR + 1) if colour else None
+        self.anchors = AnchorReader(config.categories) if classes and config.relation_weight > 0 else None
 
     def sentence(self, states: Tensor, embeddings: Tensor) -> Tensor:
         """[H]: what the query classifier reads, pooled from the prompt's text tokens (`SentencePool`)."""
@@ -169,6 +176,20 @@ class GroundingHead(nn.Module):
         with torch.no_grad():
             asked = self.query_colour(colour_sentence.to(self.no_object.dtype))
         return colour_agreement(shares, asked, self.config.colour_weight)
+
+    def relation_prior(self, text: str, sentence: Tensor, objects: Tensor, boxes: Tensor) -> Tensor:
+        """[K]: relation_weight * log nearness of each box (`boxes` [K,6] centre and size) to a box of the
+        anchor class `text` names (other than the class the query classifier reads from `sentence` [H]), the
+        boxes' classes from the object classifier over `objects` [K,H]; zeros when it names none. Detached."""
+        with torch.no_grad():
+            target_class = int(self.query_class(sentence.to(self.no_object.dtype)).argmax())
+            object_logits = self.object_class(objects.to(self.no_object.dtype))
+            centre, half = boxes[:, :3].float(), boxes[:, 3:].float() / 2
+            gaps = box_gaps(torch.cat([centre - half, centre + half], dim=1))
+        anchor = self.anchors(text, target_class)
+        return relation_agreement(
+            object_logits, gaps, anchor, self.config.relation_weight, self.config.relation_scale
+        )
 
     def logits(
         self,

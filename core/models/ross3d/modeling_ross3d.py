@@ -622,7 +622,15 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             raise ModelError(None, f"ground(): a {batch.task} batch (grounding tasks: {GROUNDING_TASKS})")
         samples = batch.samples
         out, spliced, visual = self._run(samples, [None] * len(samples), with_answers=True)
-        logits = self.grounding(*self._ground_inputs(samples, out.hidden_states[-1], spliced, visual))
+        inputs = self._ground_inputs(samples, out.hidden_states[-1], spliced, visual)
+        logits = self.grounding(*inputs)
+        head = self.grounding
+        if head.anchors is not None:  # relation agreement: at prediction only (grounding.py)
+            _, objects, sentences, _, _ = inputs
+            for b, sample in enumerate(samples):
+                if objects[b].shape[0]:
+                    prior = head.relation_prior(sample.question, sentences[b], objects[b], sample.proposals)
+                    logits[b] = torch.cat([logits[b][:-1] + prior.to(logits[b].device), logits[b][-1:]])
         return [row.float().softmax(0).cpu() for row in logits]
 
     def select_proposals(self, probs: Tensor, task: str) -> list[int]:

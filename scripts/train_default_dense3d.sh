@@ -2,10 +2,10 @@
 # The shipped Dense3D default, end to end: generate the scenes, train the cpu-tiny preset (U-Net stage, then
 # the whole model), predict and score the val split beside the blind baselines, and copy the checkpoint to
 # assets/dense3d (with --ship).
-# Usage: [DENSE3D_SCENES=48] [DENSE3D_EXTRA_TRAIN_SCENES=0] scripts/train_default_dense3d.sh WORK_DIR [SEED] [--ship]
-# The defaults are the shipped recipe (48 rooms, data seed 0). DENSE3D_SCENES rooms are split into train and
-# val as usual; DENSE3D_EXTRA_TRAIN_SCENES more all go to train, so the val split and its files stay those of
-# the DENSE3D_SCENES rooms.
+# Usage: [DENSE3D_SCENES=48] [DENSE3D_EXTRA_TRAIN_SCENES=48] scripts/train_default_dense3d.sh WORK_DIR [SEED] [--ship]
+# The defaults are the shipped recipe (48 + 48 rooms, data seed 0). DENSE3D_SCENES rooms are split into
+# train and val as usual; DENSE3D_EXTRA_TRAIN_SCENES more all go to train, so the val split and its files
+# stay those of the DENSE3D_SCENES rooms.
 # Resumable: rerun the same command after an interruption (synth skips finished scenes, training resumes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ run="$work/dense3d-cpu-tiny"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread: faster than two on a shared 2-core machine
 
 scenes=${DENSE3D_SCENES:-48}
-extra=${DENSE3D_EXTRA_TRAIN_SCENES:-0}
+extra=${DENSE3D_EXTRA_TRAIN_SCENES:-48}
 python -m core synth --out "$data" --scenes $((scenes + extra)) --val-from-first "$scenes" --seed "$seed" --frames 24
 resume=""
 [ -d "$run/checkpoints" ] && resume="--resume"

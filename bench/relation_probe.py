@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.models.common.categories import OTHER, build_vocabulary, class_ids  # noqa: E402
-from core.models.common.relation_match import AnchorReader, box_gaps  # noqa: E402
+from core.models.common.relation_match import AnchorReader, centre_size_gaps  # noqa: E402
 
 
 def probe(records: list[dict], truth) -> dict[str, float]:
@@ -48,10 +48,7 @@ def probe(records: list[dict], truth) -> dict[str, float]:
         if anchor == OTHER or not anchors:
             continue
         with_anchor += 1
-        centre_size = torch.from_numpy(np.stack([scene.boxes[oid] for oid in ids]))
-        centre, half = centre_size[:, :3], centre_size[:, 3:] / 2
-        boxes = torch.cat([centre - half, centre + half], dim=1)
-        gaps = box_gaps(boxes)
+        gaps = centre_size_gaps(torch.from_numpy(np.stack([scene.boxes[oid] for oid in ids])))
         index = {oid: i for i, oid in enumerate(ids)}
         nearest = min(copies, key=lambda c: min(float(gaps[index[c], index[a]]) for a in anchors))
         right += int(nearest == target)

@@ -77,12 +77,19 @@ def proposal_boxes(xyz: Tensor, region: Tensor, num_regions: int) -> Tensor:
 
 
 def box_gaps(boxes: Tensor) -> Tensor:
-    """[R, R] Euclidean distance between axis-aligned boxes [R, 6] (0 when they overlap or touch); the
+    """[R, R] Euclidean distance between axis-aligned boxes [R, 6] (min xyz, max xyz; 0 when they overlap or
+    touch), the batched form of `core.scene.relations.box_gap` that the generator says "near" by; the
     diagonal is +inf (a proposal is not its own anchor)."""
     low, high = boxes[:, :3], boxes[:, 3:]
     apart = (low[None] - high[:, None]).clamp(min=0) + (low[:, None] - high[None]).clamp(min=0)
     gaps = apart.norm(dim=-1)
     return gaps.fill_diagonal_(float("inf"))
+
+
+def centre_size_gaps(boxes: Tensor) -> Tensor:
+    """`box_gaps` of boxes given as [R, 6] centre and size (the benchmarks' and Ross3D's box format)."""
+    centre, half = boxes[:, :3].float(), boxes[:, 3:6].float() / 2
+    return box_gaps(torch.cat([centre - half, centre + half], dim=1))
 
 
 def relation_agreement(
@@ -92,9 +99,7 @@ def relation_agreement(
     gaps [G, G] (`box_gaps`); zeros when the sentence names no anchor (`anchor` == OTHER). Detached."""
     if anchor == OTHER:
         return proposal_logits.new_zeros(proposal_logits.shape[0], dtype=torch.float32)
-    anchors = (
-        proposal_logits.detach().float().softmax(-1)[:, anchor]
-    )  # [G]: p(proposal q is the anchor class)
+    anchors = proposal_logits.detach().float().softmax(-1)[:, anchor]  # [G]: p(q is of the anchor class)
     closeness = torch.exp(-gaps.float().to(anchors.device) / scale)  # [G, G], 0 on the diagonal
     near = (closeness * anchors[None]).amax(dim=1)
     return weight * torch.log(near + RELATION_FLOOR)

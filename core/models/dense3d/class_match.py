@@ -154,13 +154,15 @@ class ClassMatch(nn.Module):
 
     def relation_prior(
         self, question: str, proposal_logits: Tensor, gaps: Tensor, target_class: int
-    ) -> Tensor:
-        """[G]: relation_weight * log nearness of each proposal to the anchor the sentence names (the first
-        other class it mentions than `target_class`, the class the model read); zeros without an anchor."""
+    ) -> tuple[Tensor, str | None]:
+        """([G] relation_weight * log nearness of each proposal to the anchor the sentence names, the
+        anchor's class name): the anchor is the first other class it mentions than `target_class`, the class
+        the model read; zeros and None without an anchor."""
         anchor = self.anchors(question, target_class)
-        return relation_agreement(
+        prior = relation_agreement(
             proposal_logits, gaps, anchor, self.config.relation_weight, self.config.relation_scale
         )
+        return prior, self.anchors.name(anchor)
 
     def loss(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """(cross-entropy, accuracy) of logits [M, K + 1] against class ids [M]."""

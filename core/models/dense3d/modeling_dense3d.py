@@ -166,6 +166,11 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         self._scene_groups = SceneMemo(SCENES_MEMO)
         self.processor = Dense3DProcessor(self.tokenizer, config.max_question_tokens)
 
+    @property
+    def _relations(self) -> bool:
+        """Relation matching is on: the proposals' box gaps are needed (only then computed)."""
+        return self.class_match is not None and self.class_match.anchors is not None
+
     @classmethod
     def _build_for_loading(cls, config: Dense3DConfig, folder: Path) -> Dense3DModel:
         # the tokenizer saved beside the weights; a local base LLM's weights are overwritten: don't read them
@@ -203,7 +208,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             grouped = self._groups(scene, first)
             features.groups = [groups for groups, _, _, _ in grouped]
             features.colours = [colours for _, _, colours, _ in grouped]
-            features.gaps = [gaps for _, _, _, gaps in grouped]
+            features.gaps = [gaps for _, _, _, gaps in grouped] if self._relations else None
             if self.config.grouping.descriptors:
                 features.feats = [
                     torch.cat([f, described.to(f.dtype)], dim=1)
@@ -223,13 +228,13 @@ class Dense3DModel(nn.Module, PretrainedMixin):
 
     def _groups(
         self, scene: SceneBatch, first: dict[str, int]
-    ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
+    ) -> list[tuple[Tensor, Tensor, Tensor, Tensor | None]]:
         """Per item: the proposal id of each superpoint (`colour_groups`), per superpoint its proposal's
-        descriptors [S, DESCRIPTOR_DIM], each proposal's colour shares [G, W] and the gaps between the
-        proposals' boxes [G, G]; computed once per scene."""
+        descriptors [S, DESCRIPTOR_DIM], each proposal's colour shares [G, W] and, with relation matching,
+        the gaps between the proposals' boxes [G, G]; computed once per scene."""
         po, so = scene.point_offsets.tolist(), scene.superpoint_offsets.tolist()
 
-        def compute(missing: dict[str, int]) -> dict[str, tuple[Tensor, Tensor, Tensor, Tensor]]:
+        def compute(missing: dict[str, int]) -> dict[str, tuple[Tensor, Tensor, Tensor, Tensor | None]]:
             out = {}
             for sid, b in missing.items():
                 xyz, rgb = scene.xyz[po[b] : po[b + 1]], scene.rgb[po[b] : po[b + 1]]
@@ -240,7 +245,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                     groups,
                     superpoint_descriptors(xyz, rgb, groups[ids], count)[groups],
                     proposal_colours(rgb, groups[ids], count),
-                    box_gaps(proposal_boxes(xyz, groups[ids], count)),
+                    box_gaps(proposal_boxes(xyz, groups[ids], count)) if self._relations else None,
                 )
             return out
 
@@ -469,13 +474,11 @@ class Dense3DModel(nn.Module, PretrainedMixin):
             if colour is not None:
                 prior = prior + self.class_match.colour_prior(features.colours[b], colour[b])
             anchor = None
-            if relations and self.class_match.anchors is not None:
-                target_class = int(sentence[b].argmax())
-                question = scene.questions[b]
-                prior = prior + self.class_match.relation_prior(
-                    question, proposal, features.gaps[b], target_class
+            if relations and features.gaps is not None:
+                near, anchor = self.class_match.relation_prior(
+                    scene.questions[b], proposal, features.gaps[b], int(sentence[b].argmax())
                 )
-                anchor = self.class_match.anchors.name(self.class_match.anchors(question, target_class))
+                prior = prior + near
             out.append(
                 MatchOutputs(prior, proposal, sentence[b], None if colour is None else colour[b], anchor)
             )

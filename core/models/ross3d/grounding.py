@@ -64,7 +64,7 @@ from core.models.common.colour_match import (
     colour_word_shares,
 )
 from core.models.common.pos3d import DEFAULT_CLAMP, DEFAULT_STEP, sinusoidal_3d
-from core.models.common.relation_match import AnchorReader, box_gaps, relation_agreement
+from core.models.common.relation_match import AnchorReader, centre_size_gaps, relation_agreement
 from core.models.common.vision_pretrain import token_cells
 from core.models.errors import ModelError
 from core.models.ross3d.configuration_ross3d import GroundingConfig
@@ -184,8 +184,7 @@ class GroundingHead(nn.Module):
         with torch.no_grad():
             target_class = int(self.query_class(sentence.to(self.no_object.dtype)).argmax())
             object_logits = self.object_class(objects.to(self.no_object.dtype))
-            centre, half = boxes[:, :3].float(), boxes[:, 3:].float() / 2
-            gaps = box_gaps(torch.cat([centre - half, centre + half], dim=1))
+            gaps = centre_size_gaps(boxes)
         anchor = self.anchors(text, target_class)
         return relation_agreement(
             object_logits, gaps, anchor, self.config.relation_weight, self.config.relation_scale

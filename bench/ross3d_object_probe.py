@@ -11,7 +11,9 @@ read three ways and compared with its raw label (the grounding vocabulary, `core
 - a vote of the vision stage's own class head: its per-token class probabilities averaged over the box's
   member tokens (no training on boxes at all);
 - a linear probe (softmax regression, standardised features, 500 Adam steps) on the mean of the frozen
-  tower's token features over the box, trained on the train split's boxes.
+  tower's token features over the box, trained on the train split's boxes;
+- the box's extent alone (`grounding.box_size_code`): the class of the nearest train box by log extent,
+  which says how much `grounding.size_feature` can add on this data.
 
 Beside them, the train split's most common box class. Train-box accuracy is printed too: a reader that is
 far better on train boxes than on held-out ones has learned the train objects, not the classes. Why it
@@ -35,6 +37,7 @@ from core.data.datasets.ross3d_samples import SceneStore  # noqa: E402
 from core.models.common.categories import IGNORE, class_ids  # noqa: E402
 from core.models.common.vision_pretrain import VisionPretrainer  # noqa: E402
 from core.models.errors import ModelError  # noqa: E402
+from core.models.ross3d.grounding import box_size_code  # noqa: E402
 from core.models.ross3d.modeling_ross3d import Ross3DModel  # noqa: E402
 from core.models.ross3d.processor_ross3d import Ross3DSample  # noqa: E402
 
@@ -46,7 +49,7 @@ def read_boxes(
     by the stage-2 object classifier and by the tower's class-head vote."""
     vocabulary = model.config.grounding.categories
     store = SceneStore(root, model.image, None, False, False, False, 2)
-    parts: dict[str, list[torch.Tensor]] = {"features": [], "label": [], "classifier": [], "vote": []}
+    parts: dict[str, list[torch.Tensor]] = {"features": [], "label": [], "classifier": [], "vote": [], "size": []}
     for scene_id in read_split(root, split):
         scene = store.get(scene_id)
         sample = Ross3DSample(
@@ -69,6 +72,7 @@ def read_boxes(
         counts = members.sum(0).clamp(min=1.0)[:, None]
         parts["vote"].append(((members.T @ tower.classes(raw).softmax(-1)) / counts).argmax(-1))
         parts["features"].append((members.T @ raw) / counts)
+        parts["size"].append(box_size_code(boxes))
         label = torch.tensor(class_ids(scene.proposal_labels, vocabulary))
         label[members.sum(0) == 0] = IGNORE
         parts["label"].append(label)
@@ -87,6 +91,17 @@ def linear_probe(features: torch.Tensor, labels: torch.Tensor, classes: int, ste
             torch.nn.functional.cross_entropy(layer((features - mean) / std), labels).backward()
             optimizer.step()
     return lambda x: layer((x - mean) / std).argmax(-1)
+
+
+def nearest_label(
+    codes: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor, exclude_self: bool
+) -> torch.Tensor:
+    """The label of each code's nearest reference code (Euclidean); `exclude_self` when codes are the
+    reference (train boxes: leave-one-out, else every box finds itself)."""
+    distance = torch.cdist(codes, reference)
+    if exclude_self:
+        distance.fill_diagonal_(float("inf"))
+    return labels[distance.argmin(1)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +132,7 @@ def score(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     seen = train["label"] != IGNORE
     probe = linear_probe(train["features"][seen], train["label"][seen], len(tower.config.categories) + 1)
     common = int(torch.bincount(train["label"][seen]).argmax())
+    train_sizes, train_labels = train["size"][seen], train["label"][seen]
     rows: dict[str, dict[str, float]] = {}
     for name, boxes in (("train", train), (args.split, test)):
         keep = boxes["label"] != IGNORE
@@ -125,6 +141,9 @@ def score(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             "stage-2 object classifier": boxes["classifier"][keep],
             "vision stage class-head vote": boxes["vote"][keep],
             "linear probe on mean tower features": probe(boxes["features"][keep]),
+            "box extent alone: class of the nearest train box": nearest_label(
+                boxes["size"][keep], train_sizes, train_labels, exclude_self=name == "train"
+            ),
             "blind: train's most common class": torch.full_like(label, common),
         }
         rows[name] = {k: 100 * float((g == label).float().mean()) for k, g in guesses.items()}

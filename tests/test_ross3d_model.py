@@ -308,13 +308,15 @@ def test_every_parameter_gets_a_gradient_and_denoisers_have_their_own_prefix(
 
 
 def _with_switches() -> Ross3DModel:
-    """The tiny model with class agreement in the grounding head and the `<coord>` object feature."""
+    """The tiny model with class agreement, colour agreement and the box size in the grounding head, and the
+    `<coord>` object feature."""
     torch.manual_seed(0)
     grounding = {
         "dim": 32,
         "class_match": True,
         "categories": ["bed", "lamp", "pillow"],
         "colour_weight": 1.0,
+        "size_feature": True,
     }
     return Ross3DModel(tiny_config(coord_feature=True, grounding=grounding))
 
@@ -402,6 +404,7 @@ def test_switched_on_parts_train_and_save_load_identically(scene: Scene, qa, tmp
     m.eval()
     loaded = Ross3DModel.from_pretrained(m.save_pretrained(tmp_path / "ckpt"))
     assert loaded.config.grounding.categories == ["bed", "lamp", "pillow"] and loaded.config.coord_feature
+    assert loaded.grounding.size_proj is not None
     assert loaded.answer(Ross3DBatch([cap])) == m.answer(Ross3DBatch([cap]))
     torch.testing.assert_close(loaded.ground(Ross3DBatch([ref]))[0], m.ground(Ross3DBatch([ref]))[0])
 

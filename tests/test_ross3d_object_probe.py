@@ -9,6 +9,7 @@ import json
 from collections import Counter
 
 import pytest
+import torch
 from ross3d_tiny import PRESET
 
 from bench import ross3d_object_probe as probe
@@ -51,7 +52,8 @@ def test_probe_scores_three_readers_and_the_blind_row(synth_root, tmp_path, caps
         row = rows[split]
         assert 0 < row["boxes"] <= len(labels[split])  # boxes no token sees are left out, never added
         for reader in ("stage-2 object classifier", "vision stage class-head vote",
-                       "linear probe on mean tower features"):  # fmt: skip
+                       "linear probe on mean tower features",
+                       "box extent alone: class of the nearest train box"):  # fmt: skip
             assert 0.0 <= row[reader] <= 100.0
         if row["boxes"] == len(labels[split]):  # every box seen: the blind row is a plain count
             expected = 100 * sum(c == common for c in labels[split]) / len(labels[split])
@@ -68,3 +70,12 @@ def test_a_run_without_class_agreement_is_refused(synth_root, tmp_path):
     _train(synth_root, run, class_match=False)
     with pytest.raises(ModelError, match="no object classifier"):
         probe.main(["--run", str(run), "--data", str(synth_root)])
+
+
+def test_nearest_label_by_extent_leaves_each_train_box_out_of_its_own_vote():
+    codes = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.2, 5.0]])
+    labels = torch.tensor([1, 1, 2, 3])
+    assert probe.nearest_label(codes, codes, labels, exclude_self=True).tolist() == [1, 1, 3, 2]
+    assert probe.nearest_label(codes, codes, labels, exclude_self=False).tolist() == [1, 1, 2, 3]
+    unseen = torch.tensor([[0.05, 0.2], [4.9, 5.1]])
+    assert probe.nearest_label(unseen, codes, labels, exclude_self=False).tolist() == [1, 2]

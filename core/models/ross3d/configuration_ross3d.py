@@ -57,6 +57,10 @@ class GroundingConfig:
     # next to the desk"). 0: off. No weights of its own, so it can be switched on for a trained model.
     relation_weight: float = 0.0
     relation_scale: float = 0.5  # metres of box gap per e-fold
+    # Box size (grounding.py `box_size_code`): add an MLP of each box's log extent (longer and shorter
+    # horizontal side, height) to its object feature, as detection-based grounders (ScanRefer, 3DVG) carry
+    # the proposal's geometry. False: the paper's feature (patch mean + centre embedding only).
+    size_feature: bool = False
 
     def __post_init__(self) -> None:
         if self.temperature <= 0 or not 0 < self.cumulative <= 1 or self.dim < 1:

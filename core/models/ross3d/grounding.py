@@ -14,6 +14,9 @@ Which patches belong to a box (`GroundingConfig.box_rule`):
   inside the box. A cheaper approximation of the 50% rule (it needs no depth at grounding time), exact for
   patches that see one surface.
 A box no patch falls into gets the zero feature plus its centre's embedding (it is still a candidate).
+With `GroundingConfig.size_feature` the head adds `size_proj(box_size_code(box))` to every object feature:
+the box's extent, which the patch mean does not carry (a 112-pixel patch of wood looks the same on a
+stool and on a table) and which a detector's proposal always has.
 
 Loss: InfoNCE over the K + 1 candidates. No target (Multi3DRefer's zero-target queries): the no-object
 class is the positive. Several targets (Multi3DRefer): every target is a positive and the loss is the mean
@@ -108,6 +111,14 @@ def object_features(
     return mean + centre.to(tokens.dtype)
 
 
+def box_size_code(boxes: Tensor) -> Tensor:
+    """[K,3] for boxes [K,6]: log of the longer and the shorter horizontal side and of the height (metres,
+    floored at 1 cm), so the code does not change when an object turns by 90 degrees."""
+    size = boxes[:, 3:].float().clamp(min=0.01)
+    horizontal = size[:, :2].sort(dim=1, descending=True).values
+    return torch.cat([horizontal, size[:, 2:]], dim=1).log()
+
+
 def token_colour_shares(pixels: Tensor, encoder) -> Tensor:
     """[F*P, W]: per visual token (the encoder's pooled grid, frames in order), the share of its image
     pixels whose colour reads as each word of `COLOR_WORDS`. `pixels` [F,3,S,S] normalised by the encoder's
@@ -141,6 +152,9 @@ class GroundingHead(nn.Module):
         self.query_proj = nn.Sequential(nn.Linear(hidden, d), nn.GELU(), nn.Linear(d, d))
         self.object_proj = nn.Sequential(nn.Linear(hidden, d), nn.GELU(), nn.Linear(d, d))
         self.no_object = nn.Parameter(torch.randn(d) * 0.02)
+        self.size_proj = (
+            nn.Sequential(nn.Linear(3, d), nn.GELU(), nn.Linear(d, hidden)) if config.size_feature else None
+        )
         if config.class_match and not config.categories:
             raise ModelError(
                 None, "grounding: class_match needs a category vocabulary (grounding.categories)"
@@ -153,6 +167,13 @@ class GroundingHead(nn.Module):
         self.colour_pool = SentencePool(hidden) if colour else None
         self.query_colour = _classifier(hidden, d, NO_COLOUR + 1) if colour else None
         self.anchors = AnchorReader(config.categories) if classes and config.relation_weight > 0 else None
+
+    def add_size(self, objects: Tensor, boxes: Tensor) -> Tensor:
+        """objects [K,H] + the size code of boxes [K,6] through `size_proj` (unchanged without it)."""
+        if self.size_proj is None:
+            return objects
+        code = box_size_code(boxes).to(device=objects.device, dtype=self.no_object.dtype)
+        return objects + self.size_proj(code).to(objects.dtype)
 
     def sentence(self, states: Tensor, embeddings: Tensor) -> Tensor:
         """[H]: what the query classifier reads, pooled from the prompt's text tokens (`SentencePool`)."""

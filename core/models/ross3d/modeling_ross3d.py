@@ -371,6 +371,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         features = object_features(
             tokens.tokens, boxes, member, self.config.image.pos_clamp, self.config.image.pos_step
         )
+        features = self.grounding.add_size(features, boxes)
         if not colours or self.grounding.query_colour is None:
             return features, None
         shares = token_colour_shares(sample.frames.pixels, self.image.encoder).to(member.device)

@@ -49,7 +49,8 @@ def read_boxes(
     by the stage-2 object classifier and by the tower's class-head vote."""
     vocabulary = model.config.grounding.categories
     store = SceneStore(root, model.image, None, False, False, False, 2)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("features", "label", "classifier", "vote", "size")}
+    keys = ("features", "label", "classifier", "vote", "size")
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     for scene_id in read_split(root, split):
         scene = store.get(scene_id)
         sample = Ross3DSample(

@@ -14,8 +14,9 @@ import pytest
 import torch
 from ross3d_tiny import TINY, make_samples, tiny_config
 
-from core.models.common.llm import IGNORE_INDEX, embed_with_prefix
+from core.models.common.llm import IGNORE_INDEX, embed_with_prefix, generate_with_prefix
 from core.models.errors import ModelError
+from core.models.ross3d import modeling_ross3d
 from core.models.ross3d.configuration_ross3d import Ross3DConfig
 from core.models.ross3d.denoiser import LR_PREFIX
 from core.models.ross3d.modeling_ross3d import (
@@ -350,6 +351,78 @@ def test_coord_token_carries_the_box_object_feature(scene: Scene) -> None:
             expected = m.coord_proj(m._box_features(sample, visual[b], box)[0])[0]
             added = (spliced.inputs_embeds - before)[b][coord[b]][0]
             torch.testing.assert_close(added, expected, rtol=1e-5, atol=1e-6)
+
+
+def _spliced_with_answers(m: Ross3DModel, samples: list, visual: list):
+    text = m.processor.batch(samples, with_answers=True)
+    return embed_with_prefix(
+        m.llm,
+        text.input_ids,
+        [v.tokens for v in visual],
+        m.ids.image,
+        text.attention_mask,
+        text.labels,
+        m.ids.pad,
+    )
+
+
+def test_every_step_coord_feature_reaches_each_caption_word_in_training_and_generation(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ModelError, match="coord_every_step needs coord_feature"):
+        tiny_config(coord_every_step=True)
+    torch.manual_seed(0)
+    m = Ross3DModel(tiny_config(coord_feature=True, coord_every_step=True)).eval()
+    torch.nn.init.normal_(m.coord_proj[-1].weight, std=0.5)  # zero at start; any weights show the mechanism
+    caps = [
+        make_samples(
+            m, scene, "scan2cap", "", "a bed near the lamp.", FRAMES[:4], targets=[t], sample_id=f"c{t}"
+        )
+        for t in (0, 5)
+    ]
+    with torch.no_grad():
+        visual = m._visual(caps, [None, None])
+        spliced = _spliced_with_answers(m, caps, visual)
+        before = spliced.inputs_embeds.clone()
+        per_row = m._add_coord_features(spliced, caps, visual)
+        added = spliced.inputs_embeds - before
+        coord = spliced.input_ids == m.ids.coord
+        predicts = torch.zeros_like(coord)
+        predicts[:, :-1] = spliced.labels[:, 1:] != IGNORE_INDEX
+        assert torch.equal(added.ne(0).any(-1), coord | predicts)  # nothing else moves
+        for b in range(2):  # the same vector at the <coord> slot and before each answer token (and the end)
+            rows = added[b][coord[b] | predicts[b]]
+            torch.testing.assert_close(rows, per_row[b].expand_as(rows))
+            assert int(predicts[b].sum()) == int((spliced.labels[b] != IGNORE_INDEX).sum())
+        # generation feeds it the same way: teacher forcing the greedy ids through the training path (labels
+        # given) reproduces them token by token
+        generated = []
+
+        def recording(*args, **kwargs):
+            generated.append(generate_with_prefix(*args, **kwargs))
+            return generated[-1]
+
+        monkeypatch.setattr(modeling_ross3d, "generate_with_prefix", recording)
+        answers = m.answer(Ross3DBatch(caps))
+        assert answers[0] != answers[1]  # the two boxes' vectors steer the captions apart
+        for cap, new_ids in zip(caps, generated[0]):
+            prompt = m.processor.batch([cap], with_answers=False)
+            ids = torch.cat([prompt.input_ids[0], new_ids]).unsqueeze(0)
+            labels = torch.full_like(ids, IGNORE_INDEX)
+            labels[0, prompt.input_ids.shape[1] :] = new_ids
+            one_visual = m._visual([cap], [None])
+            forced = embed_with_prefix(
+                m.llm, ids, [one_visual[0].tokens], m.ids.image, torch.ones_like(ids), labels, m.ids.pad
+            )
+            m._add_coord_features(forced, [cap], one_visual)
+            logits = m.llm(
+                inputs_embeds=forced.inputs_embeds,
+                attention_mask=forced.attention_mask,
+                position_ids=forced.position_ids,
+            ).logits[0]
+            where = (forced.labels[0] != IGNORE_INDEX).nonzero().flatten()
+            assert len(where) == len(new_ids) > 0
+            assert logits[where - 1].argmax(-1).tolist() == new_ids.tolist()
 
 
 def test_class_hint_adds_the_name_the_object_classifier_reads(scene: Scene) -> None:

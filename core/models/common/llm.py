@@ -22,6 +22,8 @@ its tokenizer, the task tokens, LoRA, and the one rule for splicing visual token
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -391,6 +393,28 @@ def generate_with_prefix(
         max_new_tokens=max_new_tokens,
         **kwargs,
     )
+
+
+@contextmanager
+def add_to_token_embeddings(embeddings: nn.Module, per_row: Tensor) -> Iterator[None]:
+    """While open, every lookup of the token embedding table for a batch of B rows gets `per_row` [B,H]
+    added (row b to every position of row b): how a vector is fed at each generated token when `generate`
+    embeds the new ids itself."""
+    if per_row.dim() != 2:
+        raise ModelError(None, f"add_to_token_embeddings: per_row must be [B,H], got {tuple(per_row.shape)}")
+
+    def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> Tensor:
+        if output.shape[0] != per_row.shape[0]:
+            raise ModelError(
+                None, f"embedding lookup of {output.shape[0]} rows, per_row has {per_row.shape[0]}"
+            )
+        return output + per_row.unsqueeze(1).to(output.dtype)
+
+    handle = embeddings.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def append_tokens(model: nn.Module, spliced: Spliced, new_ids: Tensor, pad_token_id: int) -> Spliced:

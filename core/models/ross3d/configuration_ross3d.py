@@ -119,6 +119,11 @@ class Ross3DConfig:
     # box as words, sum_c p(c|box) x the mean input embedding of class c's name tokens (p detached), so the
     # caption can copy the name instead of learning to decode it from a feature vector.
     coord_class_hint: bool = False
+    # Scan2Cap, with coord_feature: add the same vector to the input of every position that predicts a caption
+    # token too (the "par-inject" of image captioning), so the box is in the residual stream where each word
+    # is chosen; a small LLM trained from scratch learns to ignore the single `<coord>` slot (about 1% of
+    # its answers' attention lands there). False: the `<coord>` token only.
+    coord_every_step: bool = False
     max_new_tokens: int = 24
     max_question_tokens: int = 128
     recipe: dict[str, Any] = field(default_factory=dict)  # how the checkpoint was trained (set by core.train)
@@ -141,6 +146,8 @@ class Ross3DConfig:
             )
         if self.coord_class_hint and not (self.coord_feature and self.grounding.class_match):
             problems.append("coord_class_hint needs coord_feature and grounding.class_match")
+        if self.coord_every_step and not self.coord_feature:
+            problems.append("coord_every_step needs coord_feature")
         if self.llm.path is None:
             hidden = self.llm.hidden
             if self.image.out_dim != hidden:

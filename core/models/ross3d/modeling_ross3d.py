@@ -44,6 +44,7 @@ from core.models.common.image_tokens import ImageBranch, ImageTokens
 from core.models.common.llm import (
     IGNORE_INDEX,
     Spliced,
+    add_to_token_embeddings,
     build_llm,
     embed_with_prefix,
     gather_seg,
@@ -395,11 +396,13 @@ class Ross3DModel(nn.Module, PretrainedMixin):
 
     def _add_coord_features(
         self, spliced: Spliced, samples: list[Ross3DSample], visual: list[ImageTokens]
-    ) -> None:
+    ) -> Tensor | None:
         """Scan2Cap with `coord_feature`: the queried box's object feature, through `coord_proj`, added to
-        the input embedding of the sample's `<coord>` token (in place on `spliced`)."""
+        the input embedding of the sample's `<coord>` token (in place on `spliced`); with `coord_every_step`
+        and answers in `spliced`, also to every position that predicts an answer token. Returns the added
+        vector per row [B,H] (zero for rows that are not Scan2Cap), or None when nothing was added."""
         if self.coord_proj is None:
-            return
+            return None
         rows, positions = [], []
         for b, (sample, tokens) in enumerate(zip(samples, visual)):
             if sample.task != "scan2cap":
@@ -411,7 +414,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             rows.append(self._box_features(sample, tokens, box)[0][0])
             positions.append((b, int(slots[0])))
         if not rows:
-            return
+            return None
         objects = torch.stack(rows).to(spliced.inputs_embeds.dtype)
         added = self.coord_proj(objects)
         if self.config.coord_class_hint:
@@ -419,7 +422,14 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         delta = torch.zeros_like(spliced.inputs_embeds)
         index = torch.tensor(positions, device=delta.device)
         delta = delta.index_put((index[:, 0], index[:, 1]), added)
+        per_row = torch.zeros_like(spliced.inputs_embeds[:, 0]).index_put((index[:, 0],), added)
+        if self.config.coord_every_step and spliced.labels is not None:
+            # labels sit on the answer tokens themselves; the position before each one predicts it
+            predicts = torch.zeros_like(spliced.labels, dtype=torch.bool)
+            predicts[:, :-1] = spliced.labels[:, 1:] != IGNORE_INDEX
+            delta = delta + predicts.unsqueeze(-1).to(delta.dtype) * per_row.unsqueeze(1)
         spliced.inputs_embeds = spliced.inputs_embeds + delta
+        return per_row
 
     def _ground_inputs(
         self, samples: list[Ross3DSample], hidden: Tensor, spliced: Spliced, visual: list[ImageTokens]
@@ -600,8 +610,14 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             self.ids.pad,
             "left",
         )
-        self._add_coord_features(spliced, samples, visual)
-        new_ids = generate_with_prefix(self.llm, spliced, max_new_tokens=self.config.max_new_tokens)
+        per_row = self._add_coord_features(spliced, samples, visual)
+        if per_row is not None and self.config.coord_every_step:
+            # the last prompt position predicts the first word; each generated token's embedding gets it too
+            spliced.inputs_embeds[:, -1] = spliced.inputs_embeds[:, -1] + per_row
+            with add_to_token_embeddings(self.llm.get_input_embeddings(), per_row):
+                new_ids = generate_with_prefix(self.llm, spliced, max_new_tokens=self.config.max_new_tokens)
+        else:
+            new_ids = generate_with_prefix(self.llm, spliced, max_new_tokens=self.config.max_new_tokens)
         answers = []
         for row in new_ids:
             text_out = self.tokenizer.decode(row, skip_special_tokens=False)

@@ -322,37 +322,6 @@ def _with_switches() -> Ross3DModel:
     return Ross3DModel(tiny_config(coord_feature=True, grounding=grounding))
 
 
-def test_coord_token_carries_the_box_object_feature(scene: Scene) -> None:
-    m = _with_switches().eval()
-    torch.nn.init.normal_(m.coord_proj[-1].weight)  # zero at start; any weights show the mechanism
-    caps = [
-        make_samples(m, scene, "scan2cap", "", "a bed.", FRAMES[:4], targets=[t], sample_id=f"c{t}")
-        for t in (0, 5)
-    ]
-    with torch.no_grad():
-        visual = m._visual(caps, [None, None])
-        text = m.processor.batch(caps, with_answers=True)
-        spliced = embed_with_prefix(
-            m.llm,
-            text.input_ids,
-            [v.tokens for v in visual],
-            m.ids.image,
-            text.attention_mask,
-            text.labels,
-            m.ids.pad,
-        )
-        before = spliced.inputs_embeds.clone()
-        m._add_coord_features(spliced, caps, visual)
-        changed = (spliced.inputs_embeds != before).any(-1)
-        coord = spliced.input_ids == m.ids.coord
-        assert torch.equal(changed, coord) and int(coord.sum()) == 2  # only the <coord> token, one a sample
-        for b, sample in enumerate(caps):
-            box = sample.proposals[sample.targets[0]][None]
-            expected = m.coord_proj(m._box_features(sample, visual[b], box)[0])[0]
-            added = (spliced.inputs_embeds - before)[b][coord[b]][0]
-            torch.testing.assert_close(added, expected, rtol=1e-5, atol=1e-6)
-
-
 def _spliced_with_answers(m: Ross3DModel, samples: list, visual: list):
     text = m.processor.batch(samples, with_answers=True)
     return embed_with_prefix(
@@ -364,6 +333,28 @@ def _spliced_with_answers(m: Ross3DModel, samples: list, visual: list):
         text.labels,
         m.ids.pad,
     )
+
+
+def test_coord_token_carries_the_box_object_feature(scene: Scene) -> None:
+    m = _with_switches().eval()
+    torch.nn.init.normal_(m.coord_proj[-1].weight)  # zero at start; any weights show the mechanism
+    caps = [
+        make_samples(m, scene, "scan2cap", "", "a bed.", FRAMES[:4], targets=[t], sample_id=f"c{t}")
+        for t in (0, 5)
+    ]
+    with torch.no_grad():
+        visual = m._visual(caps, [None, None])
+        spliced = _spliced_with_answers(m, caps, visual)
+        before = spliced.inputs_embeds.clone()
+        m._add_coord_features(spliced, caps, visual)
+        changed = (spliced.inputs_embeds != before).any(-1)
+        coord = spliced.input_ids == m.ids.coord
+        assert torch.equal(changed, coord) and int(coord.sum()) == 2  # only the <coord> token, one a sample
+        for b, sample in enumerate(caps):
+            box = sample.proposals[sample.targets[0]][None]
+            expected = m.coord_proj(m._box_features(sample, visual[b], box)[0])[0]
+            added = (spliced.inputs_embeds - before)[b][coord[b]][0]
+            torch.testing.assert_close(added, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_every_step_coord_feature_reaches_each_caption_word_in_training_and_generation(
@@ -437,16 +428,7 @@ def test_class_hint_adds_the_name_the_object_classifier_reads(scene: Scene) -> N
     cap = make_samples(m, scene, "scan2cap", "", "a lamp.", FRAMES[:4], targets=[3], sample_id="c")
     with torch.no_grad():
         visual = m._visual([cap], [None])
-        text = m.processor.batch([cap], with_answers=True)
-        spliced = embed_with_prefix(
-            m.llm,
-            text.input_ids,
-            [visual[0].tokens],
-            m.ids.image,
-            text.attention_mask,
-            text.labels,
-            m.ids.pad,
-        )
+        spliced = _spliced_with_answers(m, [cap], visual)
         before = spliced.inputs_embeds.clone()
         m._add_coord_features(spliced, [cap], visual)  # coord_proj is zero at start: only the hint is added
         added = (spliced.inputs_embeds - before)[spliced.input_ids == m.ids.coord][0]

@@ -32,6 +32,7 @@ the missing or mismatched file.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -611,12 +612,12 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             "left",
         )
         per_row = self._add_coord_features(spliced, samples, visual)
+        feeding = nullcontext()
         if per_row is not None and self.config.coord_every_step:
             # the last prompt position predicts the first word; each generated token's embedding gets it too
             spliced.inputs_embeds[:, -1] = spliced.inputs_embeds[:, -1] + per_row
-            with add_to_token_embeddings(self.llm.get_input_embeddings(), per_row):
-                new_ids = generate_with_prefix(self.llm, spliced, max_new_tokens=self.config.max_new_tokens)
-        else:
+            feeding = add_to_token_embeddings(self.llm.get_input_embeddings(), per_row)
+        with feeding:
             new_ids = generate_with_prefix(self.llm, spliced, max_new_tokens=self.config.max_new_tokens)
         answers = []
         for row in new_ids:

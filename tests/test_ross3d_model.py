@@ -309,8 +309,8 @@ def test_every_parameter_gets_a_gradient_and_denoisers_have_their_own_prefix(
 
 
 def _with_switches() -> Ross3DModel:
-    """The tiny model with class agreement, colour agreement and the box size in the grounding head, and the
-    `<coord>` object feature."""
+    """The tiny model with class agreement, colour agreement and the box size in the grounding head, the
+    `<coord>` object feature and the caption copy."""
     torch.manual_seed(0)
     grounding = {
         "dim": 32,
@@ -319,7 +319,7 @@ def _with_switches() -> Ross3DModel:
         "colour_weight": 1.0,
         "size_feature": True,
     }
-    return Ross3DModel(tiny_config(coord_feature=True, grounding=grounding))
+    return Ross3DModel(tiny_config(coord_feature=True, caption_copy=True, grounding=grounding))
 
 
 def _spliced_with_answers(m: Ross3DModel, samples: list, visual: list):
@@ -438,6 +438,108 @@ def test_class_hint_adds_the_name_the_object_classifier_reads(scene: Scene) -> N
     assert float(added.norm()) > 0
 
 
+def test_caption_copy_mixes_the_class_names_into_training_and_generation_alike(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    categories = ["bed", "office lamp", "lamp", "pillow"]
+    with pytest.raises(ModelError, match="caption_copy needs grounding.class_match"):
+        tiny_config(caption_copy=True)
+    torch.manual_seed(0)
+    grounding = {"dim": 32, "class_match": True, "categories": categories}
+    m = Ross3DModel(tiny_config(caption_copy=True, grounding=grounding)).eval()
+    head, vocab = m.caption_copy, m.llm.get_output_embeddings().weight.shape[0]
+    # the copy distribution: "other" dropped, the rest renormalised onto each name's first token
+    probs = torch.tensor([[0.5, 0.1, 0.2, 0.1, 0.1]])
+    copy = head.distribution(probs, vocab)[0]
+    first = {n: m.tokenizer.encode(" " + n, add_special_tokens=False)[0] for n in categories}
+    assert first["office lamp"] != first["lamp"]
+    torch.testing.assert_close(float(copy.sum()), 1.0)
+    torch.testing.assert_close(float(copy[first["office lamp"]]), 0.4)
+    assert int((copy > 0).sum()) == 4
+    # the mixture is a distribution; a closed gate gives the LM, an open one the copy
+    logits, hidden = torch.randn(3, vocab), torch.randn(3, m.hidden)
+    mixed = head.log_probs(logits, hidden, copy.expand(3, -1))
+    torch.testing.assert_close(mixed.logsumexp(-1), torch.zeros(3), atol=1e-5, rtol=0)
+    with torch.no_grad():
+        head.gate.bias.fill_(-40.0)
+        torch.testing.assert_close(head.log_probs(logits, hidden, copy[None]), logits.log_softmax(-1))
+        head.gate.bias.fill_(40.0)
+        opened = head.log_probs(logits, hidden, copy[None]).exp()
+        torch.testing.assert_close(opened, copy.expand(3, -1), atol=1e-6, rtol=0)
+        head.gate.bias.fill_(0.0)
+        torch.nn.init.normal_(head.gate.weight, std=2.0)  # a gate that differs position by position
+        m.grounding.object_class[-1].bias.zero_()
+        m.grounding.object_class[-1].bias[3] = 50.0  # a classifier sure of "lamp" for any box
+    cap = make_samples(m, scene, "scan2cap", "", "a lamp by the bed.", FRAMES[:4], targets=[3], sample_id="c")
+    qa_sample = make_samples(
+        m, scene, "scanqa", "What is next to the bed?", "a lamp", FRAMES[:4], sample_id="q"
+    )
+    # training: the caption's loss is the mixture's negative log-likelihood of its answer tokens
+    with torch.no_grad():
+        out = m(Ross3DBatch([cap]), mask_views=False)
+        visual = m._visual([cap], [None])
+        spliced = _spliced_with_answers(m, [cap], visual)
+        with modeling_ross3d.lm_head_inputs(m.llm) as seen:
+            logits = m.llm(
+                inputs_embeds=spliced.inputs_embeds,
+                attention_mask=spliced.attention_mask,
+                position_ids=spliced.position_ids,
+            ).logits
+        where = (spliced.labels[0] != IGNORE_INDEX).nonzero().flatten()
+        copy_row = head.distribution(
+            m.grounding.object_class(m._caption_objects([cap], visual)[1]).softmax(-1), vocab
+        )
+        lp = head.log_probs(logits[0, where - 1], seen[-1][0, where - 1], copy_row)
+        expected = -lp.gather(1, spliced.labels[0, where][:, None]).mean()
+        torch.testing.assert_close(out["loss_lm"], expected, rtol=1e-5, atol=1e-6)
+        plain = m.llm(
+            inputs_embeds=spliced.inputs_embeds,
+            attention_mask=spliced.attention_mask,
+            position_ids=spliced.position_ids,
+            labels=spliced.labels,
+        ).loss
+        assert abs(float(out["loss_lm"]) - float(plain)) > 1e-3  # the copy changed the caption's loss
+        # a QA batch keeps the LM's own answer distribution
+        assert torch.allclose(
+            m(Ross3DBatch([qa_sample]), mask_views=False)["loss_lm"],
+            m._run([qa_sample], [None], True)[0].loss,
+        )
+    # generation: greedy over the same mixture, so teacher forcing its ids back gives the same argmax
+    generated = []
+
+    def recording(*args, **kwargs):
+        generated.append(generate_with_prefix(*args, **kwargs))
+        return generated[-1]
+
+    monkeypatch.setattr(modeling_ross3d, "generate_with_prefix", recording)
+    qa_answer = m.answer(Ross3DBatch([qa_sample]))
+    m.answer(Ross3DBatch([cap]))
+    new_ids = generated[-1][0]
+    prompt = m.processor.batch([cap], with_answers=False)
+    ids = torch.cat([prompt.input_ids[0], new_ids]).unsqueeze(0)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[0, prompt.input_ids.shape[1] :] = new_ids
+    with torch.no_grad():
+        forced = embed_with_prefix(
+            m.llm, ids, [visual[0].tokens], m.ids.image, torch.ones_like(ids), labels, m.ids.pad
+        )
+        with modeling_ross3d.lm_head_inputs(m.llm) as seen:
+            logits = m.llm(
+                inputs_embeds=forced.inputs_embeds,
+                attention_mask=forced.attention_mask,
+                position_ids=forced.position_ids,
+            ).logits[0]
+        where = (forced.labels[0] != IGNORE_INDEX).nonzero().flatten()
+        lp = head.log_probs(logits[where - 1], seen[-1][0, where - 1], copy_row)
+    assert lp.argmax(-1).tolist() == new_ids.tolist()
+    # with the gate wide open the caption is the classifier's class name; the QA row is untouched by it
+    with torch.no_grad():
+        head.gate.weight.zero_()
+        head.gate.bias.fill_(40.0)
+    assert m.answer(Ross3DBatch([cap]))[0].split()[0] == "lamp"
+    assert m.answer(Ross3DBatch([qa_sample])) == qa_answer
+
+
 def test_switched_on_parts_train_and_save_load_identically(scene: Scene, qa, tmp_path: Path) -> None:
     m = _with_switches().train()
     cap = make_samples(m, scene, "scan2cap", "", "a bed.", FRAMES[:4], targets=[0], sample_id="c0")
@@ -457,8 +559,10 @@ def test_switched_on_parts_train_and_save_load_identically(scene: Scene, qa, tmp
     assert float(m.grounding.query_class[-1].weight.grad.abs().sum()) > 0
     assert float(m.grounding.query_colour[-1].weight.grad.abs().sum()) > 0  # the colour classifier too
     m.eval()
+    assert float(m.caption_copy.gate.weight.grad.abs().sum()) == 0  # the grounding batch left it alone
     loaded = Ross3DModel.from_pretrained(m.save_pretrained(tmp_path / "ckpt"))
     assert loaded.config.grounding.categories == ["bed", "lamp", "pillow"] and loaded.config.coord_feature
+    torch.testing.assert_close(loaded.caption_copy.gate.bias, m.caption_copy.gate.bias)
     assert loaded.grounding.size_proj is not None
     assert loaded.answer(Ross3DBatch([cap])) == m.answer(Ross3DBatch([cap]))
     torch.testing.assert_close(loaded.ground(Ross3DBatch([ref]))[0], m.ground(Ross3DBatch([ref]))[0])

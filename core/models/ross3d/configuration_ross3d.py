@@ -124,6 +124,10 @@ class Ross3DConfig:
     # is chosen; a small LLM trained from scratch learns to ignore the single `<coord>` slot (about 1% of
     # its answers' attention lands there). False: the `<coord>` token only.
     coord_every_step: bool = False
+    # Scan2Cap, with grounding.class_match: mix each caption position's next-token distribution with a copy
+    # of the object classifier's class names for the box, through a learned gate (caption_copy.py). False:
+    # the LM alone (the paper).
+    caption_copy: bool = False
     max_new_tokens: int = 24
     max_question_tokens: int = 128
     recipe: dict[str, Any] = field(default_factory=dict)  # how the checkpoint was trained (set by core.train)
@@ -146,6 +150,8 @@ class Ross3DConfig:
             )
         if self.coord_class_hint and not (self.coord_feature and self.grounding.class_match):
             problems.append("coord_class_hint needs coord_feature and grounding.class_match")
+        if self.caption_copy and not self.grounding.class_match:
+            problems.append("caption_copy needs grounding.class_match (the object classifier it copies from)")
         if self.coord_every_step and not self.coord_feature:
             problems.append("coord_every_step needs coord_feature")
         if self.llm.path is None:

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from transformers import LogitsProcessorList
 
 from core.models.common.image_tokens import ImageBranch, ImageTokens
 from core.models.common.llm import (
@@ -56,6 +57,13 @@ from core.models.common.pos3d import patch_box_fraction
 from core.models.common.pretrained import PretrainedMixin
 from core.models.common.tokenizer import COORD_TOKEN, GROUND_TOKEN
 from core.models.errors import ModelError
+from core.models.ross3d.caption_copy import (
+    CaptionCopy,
+    CopyLogits,
+    copy_nll,
+    first_name_tokens,
+    lm_head_inputs,
+)
 from core.models.ross3d.configuration_ross3d import Ross3DConfig
 from core.models.ross3d.grounding import (
     GroundingHead,
@@ -222,6 +230,11 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             )
             nn.init.zeros_(self.coord_proj[-1].weight)
             nn.init.zeros_(self.coord_proj[-1].bias)
+        self.caption_copy = None
+        if config.caption_copy:
+            self.caption_copy = CaptionCopy(
+                hidden, first_name_tokens(self.tokenizer, config.grounding.categories)
+            )
         self._class_name_ids: list[Tensor] | None = (
             None  # token ids of each category name, built on first use
         )
@@ -292,8 +305,9 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         samples: list[Ross3DSample],
         frame_masks: list[Tensor | None],
         with_answers: bool,
-    ) -> tuple[Any, Spliced, list[ImageTokens]]:
-        """Image branch + text + one LLM pass with hidden states (labels when `with_answers`)."""
+    ) -> tuple[Any, Spliced, list[ImageTokens], Tensor | None]:
+        """Image branch + text + one LLM pass with hidden states (labels when `with_answers`); last, what the
+        LM head read when a caption copy may need it (None otherwise)."""
         visual = self._visual(samples, frame_masks)
         text = self.processor.batch(samples, with_answers=with_answers)
         dtype = self.llm.get_input_embeddings().weight.dtype
@@ -307,14 +321,16 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             self.ids.pad,
         )
         self._add_coord_features(spliced, samples, visual)
-        out = self.llm(
-            inputs_embeds=spliced.inputs_embeds,
-            attention_mask=spliced.attention_mask,
-            position_ids=spliced.position_ids,
-            labels=spliced.labels,
-            output_hidden_states=True,
-        )
-        return out, spliced, visual
+        copying = self.caption_copy is not None and any(s.task == "scan2cap" for s in samples)
+        with lm_head_inputs(self.llm) if copying else nullcontext([]) as seen:
+            out = self.llm(
+                inputs_embeds=spliced.inputs_embeds,
+                attention_mask=spliced.attention_mask,
+                position_ids=spliced.position_ids,
+                labels=spliced.labels,
+                output_hidden_states=True,
+            )
+        return out, spliced, visual, (seen[-1] if seen else None)
 
     def _visible_states(
         self, hidden: Tensor, spliced: Spliced, visual: list[ImageTokens], frame_masks: list[Tensor | None]
@@ -395,6 +411,54 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         names = torch.stack([table(ids.to(table.weight.device)).mean(0) for ids in self._class_name_ids])
         return probs[:, 1:].to(names.dtype) @ names
 
+    def _caption_objects(
+        self, samples: list[Ross3DSample], visual: list[ImageTokens]
+    ) -> tuple[list[int], Tensor | None]:
+        """The Scan2Cap rows of a batch and the object feature [R,H] of each one's queried box."""
+        rows = [b for b, s in enumerate(samples) if s.task == "scan2cap"]
+        if not rows:
+            return rows, None
+        features = [
+            self._box_features(samples[b], visual[b], torch.tensor([caption_box(samples[b])]))[0][0]
+            for b in rows
+        ]
+        return rows, torch.stack(features)
+
+    def _copy_rows(
+        self, samples: list[Ross3DSample], visual: list[ImageTokens], vocab_size: int
+    ) -> tuple[Tensor, Tensor]:
+        """Per batch row, the caption copy distribution [B,V] (zero off Scan2Cap rows) and whether the row
+        copies [B] (caption_copy.py; the object classifier's probabilities, detached)."""
+        rows, objects = self._caption_objects(samples, visual)
+        device = self.device
+        copy = torch.zeros(len(samples), vocab_size, device=device)
+        active = torch.zeros(len(samples), dtype=torch.bool, device=device)
+        if rows:
+            with torch.no_grad():
+                logits = self.grounding.object_class(objects.to(self.grounding.no_object.dtype))
+            copy[rows] = self.caption_copy.distribution(logits.float().softmax(-1), vocab_size)
+            active[rows] = True
+        return copy, active
+
+    def _copied_caption_loss(
+        self,
+        logits: Tensor,
+        head_input: Tensor,
+        spliced: Spliced,
+        samples: list[Ross3DSample],
+        visual: list[ImageTokens],
+    ) -> Tensor:
+        """The LM loss with Scan2Cap rows scored under the copy mixture (caption_copy.py): the mean negative
+        log-likelihood over every answer token of the batch, as the plain LM loss averages it."""
+        copy, active = self._copy_rows(samples, visual, logits.shape[-1])
+        predicts = spliced.labels[:, 1:] != IGNORE_INDEX  # the position before each answer token
+        targets = spliced.labels[:, 1:][predicts]
+        row = torch.arange(len(samples), device=logits.device)[:, None].expand_as(predicts)[predicts]
+        picked_logits = logits[:, :-1][predicts]
+        mixed = self.caption_copy.log_probs(picked_logits, head_input[:, :-1][predicts], copy[row])
+        log_probs = torch.where(active[row][:, None], mixed, picked_logits.float().log_softmax(-1))
+        return copy_nll(log_probs, targets)
+
     def _add_coord_features(
         self, spliced: Spliced, samples: list[Ross3DSample], visual: list[ImageTokens]
     ) -> Tensor | None:
@@ -404,19 +468,16 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         vector per row [B,H] (zero for rows that are not Scan2Cap), or None when nothing was added."""
         if self.coord_proj is None:
             return None
-        rows, positions = [], []
-        for b, (sample, tokens) in enumerate(zip(samples, visual)):
-            if sample.task != "scan2cap":
-                continue
-            slots = (spliced.input_ids[b] == self.ids.coord).nonzero().flatten()
-            if len(slots) != 1:
-                raise ModelError(None, f"Scan2Cap sample {sample.sample_id}: {len(slots)} <coord> tokens")
-            box = torch.tensor([caption_box(sample)])
-            rows.append(self._box_features(sample, tokens, box)[0][0])
-            positions.append((b, int(slots[0])))
+        rows, objects = self._caption_objects(samples, visual)
         if not rows:
             return None
-        objects = torch.stack(rows).to(spliced.inputs_embeds.dtype)
+        positions = []
+        for b in rows:
+            slots = (spliced.input_ids[b] == self.ids.coord).nonzero().flatten()
+            if len(slots) != 1:
+                raise ModelError(None, f"Scan2Cap sample {samples[b].sample_id}: {len(slots)} <coord> tokens")
+            positions.append((b, int(slots[0])))
+        objects = objects.to(spliced.inputs_embeds.dtype)
         added = self.coord_proj(objects)
         if self.config.coord_class_hint:
             added = added + self._class_name_hint(objects).to(added.dtype)
@@ -499,10 +560,12 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             for s in samples
         ]
         frame_masks = [m if m is not None and bool(m.any()) else None for m in frame_masks]
-        out, spliced, visual = self._run(samples, frame_masks, with_answers=True)
+        out, spliced, visual, head_input = self._run(samples, frame_masks, with_answers=True)
         hidden = out.hidden_states[-1]
         zero = hidden.new_zeros(())
         lm = out.loss
+        if head_input is not None:
+            lm = self._copied_caption_loss(out.logits, head_input, spliced, samples, visual)
         loss_view = loss_bev = loss_ground = None
         need_states = any(m is not None for m in frame_masks) or (
             not grounding and self.config.use_bev_recon and any(s.bev_target is not None for s in samples)
@@ -578,6 +641,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
                     self.grounding if loss_ground is None else None,
                     self.image.mask_token if loss_view is None else None,
                     self.coord_proj if not any(s.task == "scan2cap" for s in samples) else None,
+                    self.caption_copy if head_input is None else None,
                 ]
             )
             if unused is not None:
@@ -617,8 +681,18 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             # the last prompt position predicts the first word; each generated token's embedding gets it too
             spliced.inputs_embeds[:, -1] = spliced.inputs_embeds[:, -1] + per_row
             feeding = add_to_token_embeddings(self.llm.get_input_embeddings(), per_row)
-        with feeding:
-            new_ids = generate_with_prefix(self.llm, spliced, max_new_tokens=self.config.max_new_tokens)
+        copying = self.caption_copy is not None and any(s.task == "scan2cap" for s in samples)
+        with feeding, lm_head_inputs(self.llm) if copying else nullcontext([]) as seen:
+            extra = {}
+            if copying:
+                vocab = self.llm.get_output_embeddings().weight.shape[0]
+                copy, active = self._copy_rows(samples, visual, vocab)
+                extra["logits_processor"] = LogitsProcessorList(
+                    [CopyLogits(self.caption_copy, copy, active, seen)]
+                )
+            new_ids = generate_with_prefix(
+                self.llm, spliced, max_new_tokens=self.config.max_new_tokens, **extra
+            )
         answers = []
         for row in new_ids:
             text_out = self.tokenizer.decode(row, skip_special_tokens=False)
@@ -639,7 +713,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         if not batch.is_grounding:
             raise ModelError(None, f"ground(): a {batch.task} batch (grounding tasks: {GROUNDING_TASKS})")
         samples = batch.samples
-        out, spliced, visual = self._run(samples, [None] * len(samples), with_answers=True)
+        out, spliced, visual, _ = self._run(samples, [None] * len(samples), with_answers=True)
         inputs = self._ground_inputs(samples, out.hidden_states[-1], spliced, visual)
         logits = self.grounding(*inputs)
         head = self.grounding
@@ -670,7 +744,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         masks = [choose_masked_frames(s.frames.pixels.shape[0], self.config.mask_ratio, cpu) for s in samples]
         masks = [m if bool(m.any()) else None for m in masks]
         none = [None] * len(samples)
-        out, spliced, visual = self._run(samples, none, with_answers=False)
+        out, spliced, visual, _ = self._run(samples, none, with_answers=False)
         states, visible = self._visible_states(out.hidden_states[-1], spliced, visual, none)
         bev_den = self.reconstruction.bev
         bev = reconstruct(
@@ -678,7 +752,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         )
         views = None
         if any(m is not None for m in masks):
-            out, spliced, visual = self._run(samples, masks, with_answers=False)
+            out, spliced, visual, _ = self._run(samples, masks, with_answers=False)
             states, visible = self._visible_states(out.hidden_states[-1], spliced, visual, masks)
             index = torch.tensor(
                 [b for b, m in enumerate(masks) if m is not None for _ in range(int(m.sum()))], device=device

@@ -18,6 +18,7 @@ from core.models.common.llm import (
     append_tokens,
     build_llm,
     embed_with_prefix,
+    forward_spliced,
     gather_seg,
     generate_with_prefix,
     seg_positions,
@@ -269,13 +270,7 @@ def test_visual_tokens_land_at_the_image_placeholder(tokenizer):
     before = seg_positions(sp.labels, ids.seg, rule="predictor")
     assert before[0].nonzero().flatten().tolist() == [seg[0].nonzero().item() - 1]
     # the loss ignores visual positions and gradients reach the visual tokens
-    out = model(
-        inputs_embeds=sp.inputs_embeds,
-        attention_mask=sp.attention_mask,
-        position_ids=sp.position_ids,
-        labels=sp.labels,
-        output_hidden_states=True,
-    )
+    out = forward_spliced(model, sp, labels=sp.labels, output_hidden_states=True)
     pooled, counts = gather_seg(out.hidden_states[-1], seg)
     assert counts.tolist() == [1, 2]
     (out.loss + pooled.sum()).backward()
@@ -332,12 +327,7 @@ def test_inference_reads_seg_states_at_the_training_positions(tokenizer):
 
     def seg_states(sp, source):
         with torch.no_grad():
-            out = model(
-                inputs_embeds=sp.inputs_embeds,
-                attention_mask=sp.attention_mask,
-                position_ids=sp.position_ids,
-                output_hidden_states=True,
-            )
+            out = forward_spliced(model, sp, output_hidden_states=True)
         return gather_seg(out.hidden_states[-1], seg_positions(source, ids.seg))
 
     (train_states, n_train), (infer_states, n_infer) = (
@@ -374,11 +364,7 @@ def test_generation_and_the_reread_forward_agree(tokenizer):
     generated = generate_with_prefix(model, spliced, max_new_tokens=5)
     full = append_tokens(model, spliced, generated, ids.pad)
     with torch.no_grad():
-        logits = model(
-            inputs_embeds=full.inputs_embeds,
-            attention_mask=full.attention_mask,
-            position_ids=full.position_ids,
-        ).logits
+        logits = forward_spliced(model, full).logits
     start = spliced.inputs_embeds.shape[1] - 1
     assert torch.equal(logits[:, start : start + generated.shape[1]].argmax(-1), generated)
     with pytest.raises(ModelError, match="padding_side='left'"):

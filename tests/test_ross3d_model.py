@@ -14,7 +14,7 @@ import pytest
 import torch
 from ross3d_tiny import TINY, make_samples, tiny_config
 
-from core.models.common.llm import IGNORE_INDEX, embed_with_prefix, generate_with_prefix
+from core.models.common.llm import IGNORE_INDEX, embed_with_prefix, forward_spliced, generate_with_prefix
 from core.models.errors import ModelError
 from core.models.ross3d import modeling_ross3d
 from core.models.ross3d.configuration_ross3d import Ross3DConfig
@@ -335,6 +335,30 @@ def _spliced_with_answers(m: Ross3DModel, samples: list, visual: list):
     )
 
 
+def _record_generations(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every id tensor `Ross3DModel.answer` generates, in call order."""
+    generated = []
+
+    def recording(*args, **kwargs):
+        generated.append(generate_with_prefix(*args, **kwargs))
+        return generated[-1]
+
+    monkeypatch.setattr(modeling_ross3d, "generate_with_prefix", recording)
+    return generated
+
+
+def _teacher_forced(m: Ross3DModel, cap, new_ids: torch.Tensor, visual_tokens: torch.Tensor):
+    """The caption's prompt followed by generated ids [G], spliced with labels on those ids: the training
+    path's view of what `answer` generated."""
+    prompt = m.processor.batch([cap], with_answers=False)
+    ids = torch.cat([prompt.input_ids[0], new_ids]).unsqueeze(0)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[0, prompt.input_ids.shape[1] :] = new_ids
+    return embed_with_prefix(
+        m.llm, ids, [visual_tokens], m.ids.image, torch.ones_like(ids), labels, m.ids.pad
+    )
+
+
 def test_coord_token_carries_the_box_object_feature(scene: Scene) -> None:
     m = _with_switches().eval()
     torch.nn.init.normal_(m.coord_proj[-1].weight)  # zero at start; any weights show the mechanism
@@ -387,30 +411,14 @@ def test_every_step_coord_feature_reaches_each_caption_word_in_training_and_gene
             assert int(predicts[b].sum()) == int((spliced.labels[b] != IGNORE_INDEX).sum())
         # generation feeds it the same way: teacher forcing the greedy ids through the training path (labels
         # given) reproduces them token by token
-        generated = []
-
-        def recording(*args, **kwargs):
-            generated.append(generate_with_prefix(*args, **kwargs))
-            return generated[-1]
-
-        monkeypatch.setattr(modeling_ross3d, "generate_with_prefix", recording)
+        generated = _record_generations(monkeypatch)
         answers = m.answer(Ross3DBatch(caps))
         assert answers[0] != answers[1]  # the two boxes' vectors steer the captions apart
         for cap, new_ids in zip(caps, generated[0]):
-            prompt = m.processor.batch([cap], with_answers=False)
-            ids = torch.cat([prompt.input_ids[0], new_ids]).unsqueeze(0)
-            labels = torch.full_like(ids, IGNORE_INDEX)
-            labels[0, prompt.input_ids.shape[1] :] = new_ids
             one_visual = m._visual([cap], [None])
-            forced = embed_with_prefix(
-                m.llm, ids, [one_visual[0].tokens], m.ids.image, torch.ones_like(ids), labels, m.ids.pad
-            )
+            forced = _teacher_forced(m, cap, new_ids, one_visual[0].tokens)
             m._add_coord_features(forced, [cap], one_visual)
-            logits = m.llm(
-                inputs_embeds=forced.inputs_embeds,
-                attention_mask=forced.attention_mask,
-                position_ids=forced.position_ids,
-            ).logits[0]
+            logits = forward_spliced(m.llm, forced).logits[0]
             where = (forced.labels[0] != IGNORE_INDEX).nonzero().flatten()
             assert len(where) == len(new_ids) > 0
             assert logits[where - 1].argmax(-1).tolist() == new_ids.tolist()
@@ -480,11 +488,7 @@ def test_caption_copy_mixes_the_class_names_into_training_and_generation_alike(
         visual = m._visual([cap], [None])
         spliced = _spliced_with_answers(m, [cap], visual)
         with modeling_ross3d.lm_head_inputs(m.llm) as seen:
-            logits = m.llm(
-                inputs_embeds=spliced.inputs_embeds,
-                attention_mask=spliced.attention_mask,
-                position_ids=spliced.position_ids,
-            ).logits
+            logits = forward_spliced(m.llm, spliced).logits
         where = (spliced.labels[0] != IGNORE_INDEX).nonzero().flatten()
         copy_row = head.distribution(
             m.grounding.object_class(m._caption_objects([cap], visual)[1]).softmax(-1), vocab
@@ -492,12 +496,7 @@ def test_caption_copy_mixes_the_class_names_into_training_and_generation_alike(
         lp = head.log_probs(logits[0, where - 1], seen[-1][0, where - 1], copy_row)
         expected = -lp.gather(1, spliced.labels[0, where][:, None]).mean()
         torch.testing.assert_close(out["loss_lm"], expected, rtol=1e-5, atol=1e-6)
-        plain = m.llm(
-            inputs_embeds=spliced.inputs_embeds,
-            attention_mask=spliced.attention_mask,
-            position_ids=spliced.position_ids,
-            labels=spliced.labels,
-        ).loss
+        plain = forward_spliced(m.llm, spliced, labels=spliced.labels).loss
         assert abs(float(out["loss_lm"]) - float(plain)) > 1e-3  # the copy changed the caption's loss
         # a QA batch keeps the LM's own answer distribution
         assert torch.allclose(
@@ -505,30 +504,14 @@ def test_caption_copy_mixes_the_class_names_into_training_and_generation_alike(
             m._run([qa_sample], [None], True)[0].loss,
         )
     # generation: greedy over the same mixture, so teacher forcing its ids back gives the same argmax
-    generated = []
-
-    def recording(*args, **kwargs):
-        generated.append(generate_with_prefix(*args, **kwargs))
-        return generated[-1]
-
-    monkeypatch.setattr(modeling_ross3d, "generate_with_prefix", recording)
+    generated = _record_generations(monkeypatch)
     qa_answer = m.answer(Ross3DBatch([qa_sample]))
     m.answer(Ross3DBatch([cap]))
     new_ids = generated[-1][0]
-    prompt = m.processor.batch([cap], with_answers=False)
-    ids = torch.cat([prompt.input_ids[0], new_ids]).unsqueeze(0)
-    labels = torch.full_like(ids, IGNORE_INDEX)
-    labels[0, prompt.input_ids.shape[1] :] = new_ids
     with torch.no_grad():
-        forced = embed_with_prefix(
-            m.llm, ids, [visual[0].tokens], m.ids.image, torch.ones_like(ids), labels, m.ids.pad
-        )
+        forced = _teacher_forced(m, cap, new_ids, visual[0].tokens)
         with modeling_ross3d.lm_head_inputs(m.llm) as seen:
-            logits = m.llm(
-                inputs_embeds=forced.inputs_embeds,
-                attention_mask=forced.attention_mask,
-                position_ids=forced.position_ids,
-            ).logits[0]
+            logits = forward_spliced(m.llm, forced).logits[0]
         where = (forced.labels[0] != IGNORE_INDEX).nonzero().flatten()
         lp = head.log_probs(logits[where - 1], seen[-1][0, where - 1], copy_row)
     assert lp.argmax(-1).tolist() == new_ids.tolist()

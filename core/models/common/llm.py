@@ -378,6 +378,17 @@ def gather_seg(hidden: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
     return summed / counts.clamp(min=1).unsqueeze(1).to(hidden.dtype), counts
 
 
+def forward_spliced(model: nn.Module, spliced: Spliced, **kwargs: Any) -> Any:
+    """One LLM forward pass over a `Spliced` batch (its embeddings, mask and positions); `kwargs` go to the
+    model (`labels=spliced.labels`, `output_hidden_states=True`, ...)."""
+    return model(
+        inputs_embeds=spliced.inputs_embeds,
+        attention_mask=spliced.attention_mask,
+        position_ids=spliced.position_ids,
+        **kwargs,
+    )
+
+
 @torch.no_grad()
 def generate_with_prefix(
     model: nn.Module, spliced: Spliced, max_new_tokens: int = 16, **kwargs: Any

@@ -33,6 +33,7 @@ from core.models.common.llm import (
     append_tokens,
     build_llm,
     embed_with_prefix,
+    forward_spliced,
     generate_with_prefix,
     seg_positions,
     token_ids,
@@ -341,13 +342,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         spliced = embed_with_prefix(
             self.llm, text.input_ids, visual, self.ids.image, text.attention_mask, text.labels, self.ids.pad
         )
-        out = self.llm(
-            inputs_embeds=spliced.inputs_embeds,
-            attention_mask=spliced.attention_mask,
-            position_ids=spliced.position_ids,
-            labels=spliced.labels,
-            output_hidden_states=True,
-        )
+        out = forward_spliced(self.llm, spliced, labels=spliced.labels, output_hidden_states=True)
         positions = seg_positions(spliced.labels, self.ids.seg, self.config.seg_rule)
         query, has_seg = self.seg_head.queries_from_hidden(out.hidden_states[-1], positions)
         prompt = spliced.text_mask & (spliced.labels == IGNORE_INDEX)
@@ -409,12 +404,7 @@ class Dense3DModel(nn.Module, PretrainedMixin):
         )
         new_ids = generate_with_prefix(self.llm, spliced, max_new_tokens=self.config.max_new_tokens)
         full = append_tokens(self.llm, spliced, new_ids, self.ids.pad)
-        out = self.llm(
-            inputs_embeds=full.inputs_embeds,
-            attention_mask=full.attention_mask,
-            position_ids=full.position_ids,
-            output_hidden_states=True,
-        )
+        out = forward_spliced(self.llm, full, output_hidden_states=True)
         generated = torch.zeros_like(full.attention_mask, dtype=torch.bool)
         generated[:, spliced.input_ids.shape[1] :] = True  # only [SEG]s the model generated count
         positions = seg_positions(full.input_ids, self.ids.seg, self.config.seg_rule) & generated

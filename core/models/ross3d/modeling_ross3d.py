@@ -49,6 +49,7 @@ from core.models.common.llm import (
     add_to_token_embeddings,
     build_llm,
     embed_with_prefix,
+    forward_spliced,
     gather_seg,
     generate_with_prefix,
     token_ids,
@@ -180,6 +181,15 @@ def _mean_image_psnr(reference: Tensor, mask: Tensor | None) -> float:
     return psnr(mean.expand_as(reference), reference, mask)
 
 
+@dataclass
+class CopyInputs:
+    """What the caption copy's training loss reads besides the logits (caption_copy.py)."""
+
+    head_input: Tensor  # [B,T,H] the final hidden states the LM head read
+    copy: Tensor  # [B,V] each row's copy distribution (zero off Scan2Cap rows)
+    active: Tensor  # [B] bool: the row copies
+
+
 class Ross3DModel(nn.Module, PretrainedMixin):
     config_class = Ross3DConfig
 
@@ -305,9 +315,9 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         samples: list[Ross3DSample],
         frame_masks: list[Tensor | None],
         with_answers: bool,
-    ) -> tuple[Any, Spliced, list[ImageTokens], Tensor | None]:
+    ) -> tuple[Any, Spliced, list[ImageTokens], CopyInputs | None]:
         """Image branch + text + one LLM pass with hidden states (labels when `with_answers`); last, what the
-        LM head read when a caption copy may need it (None otherwise)."""
+        caption copy's loss needs when the batch has captions to copy into (None otherwise)."""
         visual = self._visual(samples, frame_masks)
         text = self.processor.batch(samples, with_answers=with_answers)
         dtype = self.llm.get_input_embeddings().weight.dtype
@@ -320,17 +330,14 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             text.labels,
             self.ids.pad,
         )
-        self._add_coord_features(spliced, samples, visual)
-        copying = self.caption_copy is not None and any(s.task == "scan2cap" for s in samples)
+        caption = self._caption_objects(samples, visual)
+        self._add_coord_features(spliced, samples, visual, caption)
+        copying = self.caption_copy is not None and bool(caption[0])
         with lm_head_inputs(self.llm) if copying else nullcontext([]) as seen:
-            out = self.llm(
-                inputs_embeds=spliced.inputs_embeds,
-                attention_mask=spliced.attention_mask,
-                position_ids=spliced.position_ids,
-                labels=spliced.labels,
-                output_hidden_states=True,
-            )
-        return out, spliced, visual, (seen[-1] if seen else None)
+            out = forward_spliced(self.llm, spliced, labels=spliced.labels, output_hidden_states=True)
+        if not copying:
+            return out, spliced, visual, None
+        return out, spliced, visual, CopyInputs(seen[-1], *self._copy_rows(len(samples), caption))
 
     def _visible_states(
         self, hidden: Tensor, spliced: Spliced, visual: list[ImageTokens], frame_masks: list[Tensor | None]
@@ -414,25 +421,26 @@ class Ross3DModel(nn.Module, PretrainedMixin):
     def _caption_objects(
         self, samples: list[Ross3DSample], visual: list[ImageTokens]
     ) -> tuple[list[int], Tensor | None]:
-        """The Scan2Cap rows of a batch and the object feature [R,H] of each one's queried box."""
+        """The Scan2Cap rows of a batch and the object feature [R,H] of each one's queried box (no rows
+        when neither the `<coord>` feature nor the caption copy reads them)."""
         rows = [b for b, s in enumerate(samples) if s.task == "scan2cap"]
-        if not rows:
-            return rows, None
+        if not rows or (self.coord_proj is None and self.caption_copy is None):
+            return [], None
         features = [
             self._box_features(samples[b], visual[b], torch.tensor([caption_box(samples[b])]))[0][0]
             for b in rows
         ]
         return rows, torch.stack(features)
 
-    def _copy_rows(
-        self, samples: list[Ross3DSample], visual: list[ImageTokens], vocab_size: int
-    ) -> tuple[Tensor, Tensor]:
+    def _copy_rows(self, batch_size: int, caption: tuple[list[int], Tensor | None]) -> tuple[Tensor, Tensor]:
         """Per batch row, the caption copy distribution [B,V] (zero off Scan2Cap rows) and whether the row
-        copies [B] (caption_copy.py; the object classifier's probabilities, detached)."""
-        rows, objects = self._caption_objects(samples, visual)
+        copies [B] (caption_copy.py; the object classifier's probabilities, detached), from the rows and
+        object features of `_caption_objects`."""
+        rows, objects = caption
+        vocab_size = self.llm.get_output_embeddings().weight.shape[0]
         device = self.device
-        copy = torch.zeros(len(samples), vocab_size, device=device)
-        active = torch.zeros(len(samples), dtype=torch.bool, device=device)
+        copy = torch.zeros(batch_size, vocab_size, device=device)
+        active = torch.zeros(batch_size, dtype=torch.bool, device=device)
         if rows:
             with torch.no_grad():
                 logits = self.grounding.object_class(objects.to(self.grounding.no_object.dtype))
@@ -440,27 +448,24 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             active[rows] = True
         return copy, active
 
-    def _copied_caption_loss(
-        self,
-        logits: Tensor,
-        head_input: Tensor,
-        spliced: Spliced,
-        samples: list[Ross3DSample],
-        visual: list[ImageTokens],
-    ) -> Tensor:
+    def _copied_caption_loss(self, logits: Tensor, spliced: Spliced, copied: CopyInputs) -> Tensor:
         """The LM loss with Scan2Cap rows scored under the copy mixture (caption_copy.py): the mean negative
         log-likelihood over every answer token of the batch, as the plain LM loss averages it."""
-        copy, active = self._copy_rows(samples, visual, logits.shape[-1])
         predicts = spliced.labels[:, 1:] != IGNORE_INDEX  # the position before each answer token
         targets = spliced.labels[:, 1:][predicts]
-        row = torch.arange(len(samples), device=logits.device)[:, None].expand_as(predicts)[predicts]
+        row = torch.arange(logits.shape[0], device=logits.device)[:, None].expand_as(predicts)[predicts]
         picked_logits = logits[:, :-1][predicts]
-        mixed = self.caption_copy.log_probs(picked_logits, head_input[:, :-1][predicts], copy[row])
-        log_probs = torch.where(active[row][:, None], mixed, picked_logits.float().log_softmax(-1))
+        head_input = copied.head_input[:, :-1][predicts]
+        mixed = self.caption_copy.log_probs(picked_logits, head_input, copied.copy[row])
+        log_probs = torch.where(copied.active[row][:, None], mixed, picked_logits.float().log_softmax(-1))
         return copy_nll(log_probs, targets)
 
     def _add_coord_features(
-        self, spliced: Spliced, samples: list[Ross3DSample], visual: list[ImageTokens]
+        self,
+        spliced: Spliced,
+        samples: list[Ross3DSample],
+        visual: list[ImageTokens],
+        caption: tuple[list[int], Tensor | None] | None = None,
     ) -> Tensor | None:
         """Scan2Cap with `coord_feature`: the queried box's object feature, through `coord_proj`, added to
         the input embedding of the sample's `<coord>` token (in place on `spliced`); with `coord_every_step`
@@ -468,7 +473,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         vector per row [B,H] (zero for rows that are not Scan2Cap), or None when nothing was added."""
         if self.coord_proj is None:
             return None
-        rows, objects = self._caption_objects(samples, visual)
+        rows, objects = caption if caption is not None else self._caption_objects(samples, visual)
         if not rows:
             return None
         positions = []
@@ -560,12 +565,10 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             for s in samples
         ]
         frame_masks = [m if m is not None and bool(m.any()) else None for m in frame_masks]
-        out, spliced, visual, head_input = self._run(samples, frame_masks, with_answers=True)
+        out, spliced, visual, copied = self._run(samples, frame_masks, with_answers=True)
         hidden = out.hidden_states[-1]
         zero = hidden.new_zeros(())
-        lm = out.loss
-        if head_input is not None:
-            lm = self._copied_caption_loss(out.logits, head_input, spliced, samples, visual)
+        lm = out.loss if copied is None else self._copied_caption_loss(out.logits, spliced, copied)
         loss_view = loss_bev = loss_ground = None
         need_states = any(m is not None for m in frame_masks) or (
             not grounding and self.config.use_bev_recon and any(s.bev_target is not None for s in samples)
@@ -641,7 +644,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
                     self.grounding if loss_ground is None else None,
                     self.image.mask_token if loss_view is None else None,
                     self.coord_proj if not any(s.task == "scan2cap" for s in samples) else None,
-                    self.caption_copy if head_input is None else None,
+                    self.caption_copy if copied is None else None,
                 ]
             )
             if unused is not None:
@@ -675,18 +678,18 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             self.ids.pad,
             "left",
         )
-        per_row = self._add_coord_features(spliced, samples, visual)
+        caption = self._caption_objects(samples, visual)
+        per_row = self._add_coord_features(spliced, samples, visual, caption)
         feeding = nullcontext()
         if per_row is not None and self.config.coord_every_step:
             # the last prompt position predicts the first word; each generated token's embedding gets it too
             spliced.inputs_embeds[:, -1] = spliced.inputs_embeds[:, -1] + per_row
             feeding = add_to_token_embeddings(self.llm.get_input_embeddings(), per_row)
-        copying = self.caption_copy is not None and any(s.task == "scan2cap" for s in samples)
+        copying = self.caption_copy is not None and bool(caption[0])
         with feeding, lm_head_inputs(self.llm) if copying else nullcontext([]) as seen:
             extra = {}
             if copying:
-                vocab = self.llm.get_output_embeddings().weight.shape[0]
-                copy, active = self._copy_rows(samples, visual, vocab)
+                copy, active = self._copy_rows(len(samples), caption)
                 extra["logits_processor"] = LogitsProcessorList(
                     [CopyLogits(self.caption_copy, copy, active, seen)]
                 )

@@ -433,6 +433,27 @@ def test_image_branch_on_a_scene_adds_the_3d_embedding_to_the_tokens(synth_root:
     torch.testing.assert_close(both.tokens[0], out.tokens)
 
 
+def test_frame_positions_are_computed_once_per_scene_and_shared_by_device_copies(synth_root: Path) -> None:
+    scene = load_scene(synth_root, list_scenes(synth_root)[1])
+    config = ImageBranchConfig(vision=dataclasses.replace(TINY, pool=2), out_dim=48, num_frames=3)
+    branch = ImageBranch(config)
+    inputs = branch.select_and_load(scene)
+    xyz, valid = branch.frame_positions(inputs)
+    expected = patch_xyz(inputs.depth, inputs.intrinsics, inputs.cam_to_world, (4, 4), pool=2)
+    torch.testing.assert_close(xyz, expected[0])
+    assert torch.equal(valid, expected[1])
+    copy = inputs.to("cpu")
+    assert copy is not inputs and branch.frame_positions(copy)[0] is xyz  # kept, not recomputed
+    # The memo is the frames' own: other frames (another scene, or these with no depth) start empty.
+    flat = dataclasses.replace(inputs, depth=torch.zeros_like(inputs.depth), memo={})
+    assert not branch.frame_positions(flat)[1].any()
+    # Tokens from the kept positions equal tokens computed from the depth.
+    torch.testing.assert_close(
+        branch(inputs.pixels, xyz=xyz, valid=valid).tokens,
+        branch(inputs.pixels, inputs.depth, inputs.intrinsics, inputs.cam_to_world).tokens,
+    )
+
+
 def test_image_branch_config_round_trips_and_vision_placement(synth_root: Path) -> None:
     config = ImageBranchConfig(
         vision=dataclasses.replace(TINY, image_mean=(0.4, 0.4, 0.4)), pos_embed_at="vision"

@@ -184,9 +184,12 @@ def test_blank_frames_and_switched_off_targets(synth_root, branch):
     store = rs.SceneStore(synth_root, branch, None, blank_frames=True)
     sample = rs.Ross3DDataset(records, store)[0]
     assert not sample.frames.pixels.any() and not sample.frames.depth.any()
+    # no real frame's positions carried over: blank frames have no 3D embedding at all
+    assert not branch.frame_positions(sample.frames)[1].any()
     assert sample.view_targets is None and sample.bev_target is None and sample.bev_mask is None
     real = rs.SceneStore(synth_root, branch, None).get(records[0].scene_id)
     assert real.frames.pixels.abs().sum() > 0 and real.frames.frame_indices == sample.frames.frame_indices
+    assert branch.frame_positions(real.frames)[1].any()
 
 
 def test_bad_inputs_name_the_file(synth_root, tmp_path):

@@ -59,6 +59,23 @@ def test_multi3drefer_takes_proposals_until_the_cumulative_probability_reaches_0
         select_proposals(P(0.5, 0.5), "scanqa")
 
 
+def test_multi3drefer_relative_rule_keeps_every_target_of_an_even_spread() -> None:
+    even = P(0.3, 0.02, 0.3, 0.3, 0.08)  # three chairs at 0.3, the no-object entry last
+    assert select_proposals(even, "multi3drefer") == [0, 2]  # the cumulative walk stops at 0.6: two of three
+    assert select_proposals(even, "multi3drefer", relative=0.5) == [0, 2, 3]
+    assert select_proposals(P(0.6, 0.25, 0.05, 0.1), "multi3drefer", relative=0.5) == [0]  # 0.25 < 0.3
+    assert select_proposals(P(0.6, 0.3, 0.05, 0.05), "multi3drefer", relative=0.5) == [0, 1]  # 0.3 >= 0.3
+    assert select_proposals(P(0.2, 0.2, 0.6), "multi3drefer", relative=0.5) == []  # no object still wins
+    assert select_proposals(P(0.1, 0.6, 0.3), "scanrefer", relative=0.1) == [1]  # ScanRefer: the argmax
+    with pytest.raises(ModelError, match="relative"):
+        GroundingConfig(relative=1.5)
+    # the model reads the rule from its config (a trained checkpoint's config.json can switch it on)
+    model = Ross3DModel(tiny_config(grounding={"dim": 32, "relative": 0.5}))
+    assert model.select_proposals(even, "multi3drefer") == [0, 2, 3]
+    model.config.grounding.relative = 0.0
+    assert model.select_proposals(even, "multi3drefer") == [0, 2]
+
+
 # ------------------------------------------------------------------------------- loss and logits
 
 

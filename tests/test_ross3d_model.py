@@ -191,6 +191,27 @@ def test_batched_image_branch_call_equals_per_sample_calls(model: Ross3DModel, q
     assert not torch.allclose(batched[0].tokens, batched[1].tokens)  # only the first had masked frames
 
 
+def test_box_membership_is_kept_per_frames_and_boxes_and_equals_a_fresh_computation(
+    model: Ross3DModel, ref
+) -> None:
+    from core.models.common.pos3d import patch_box_fraction
+
+    tokens = model._visual([ref], [None])[0]
+    boxes = ref.proposals
+    first = model._membership(ref, tokens, boxes)
+    f, cfg = ref.frames, model.config.grounding
+    fresh = patch_box_fraction(
+        f.depth, f.intrinsics, f.cam_to_world, model.image.encoder.patch_grid, boxes,
+        pool=model.config.image.vision.pool, pixel_stride=cfg.pixel_stride,
+    )  # fmt: skip
+    assert torch.equal(first, fresh.reshape(-1, boxes.shape[0]) >= cfg.min_fraction) and first.any()
+    kept = len(f.memo)
+    assert torch.equal(model._membership(ref, tokens, boxes), first) and len(f.memo) == kept
+    # other boxes are another entry, not the kept answer
+    one = model._membership(ref, tokens, boxes[1:2])
+    assert len(f.memo) == kept + 1 and torch.equal(one[:, 0], first[:, 1])
+
+
 def test_view_schedule_every_fourth_optimizer_step_and_counter_saved(model: Ross3DModel, qa, ref) -> None:
     m = Ross3DModel(tiny_config(view_every=2, grad_accum=2))
     m.train()

@@ -104,6 +104,7 @@ class Prediction:
             out["target_object_ids"] = list(self.record.metadata.get("object_ids", []))
             out["no_object_prob"] = self.probs[-1]
             out["probs"] = self.probs
+            out["proposal_object_ids"] = list(self.proposal_ids)  # one per probability but the last
         return out
 
 

@@ -325,6 +325,7 @@ class SceneStore:
             bev, mask = (found.bev, found.bev_mask) if self.bev else (None, None)
         if self.blank_frames:
             frames = blank(frames)
+        self.image.frame_positions(frames)  # here, so that loader workers send them with the batch
         external = self.proposals is not None
         data = SceneData(scene_id, frames, proposals, ids, views, bev, mask, external, labels)
         self._scenes[scene_id] = data

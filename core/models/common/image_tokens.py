@@ -16,6 +16,7 @@ or precomputed patch positions (`xyz`/`valid`, e.g. from a dataset cache) instea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,10 @@ class FrameInputs:
     intrinsics: torch.Tensor  # [F,3,3] depth intrinsics
     cam_to_world: torch.Tensor  # [F,4,4] axis-aligned
     frame_indices: list[int]
+    # What the depth and poses alone decide (patch positions, which patches lie in a box), computed once per
+    # scene's frames and shared with every copy `.to` makes: recomputed per sample it was half of a CPU
+    # training step. New frames (another scene, `blank`) start with an empty memo.
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to(self, device: torch.device | str) -> FrameInputs:
         return FrameInputs(
@@ -81,7 +86,14 @@ class FrameInputs:
             self.intrinsics.to(device),
             self.cam_to_world.to(device),
             self.frame_indices,
+            self.memo,
         )
+
+    def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()` the first time `key` is asked of these frames, the kept result after."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
 
 @dataclass
@@ -153,6 +165,13 @@ class ImageBranch(nn.Module):
             self.encoder.patch_grid,
             pool=self.config.vision.pool,
             extent=self.encoder.grid_extent,
+        )
+
+    def frame_positions(self, frames: FrameInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """`positions` of one scene's frames [F,P,3] / [F,P], computed once per frames (their memo)."""
+        key = ("positions", self.encoder.patch_grid, self.config.vision.pool, self.encoder.grid_extent)
+        return frames.remember(
+            key, lambda: self.positions(frames.depth, frames.intrinsics, frames.cam_to_world)
         )
 
     def _mask_frames(self, tokens: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:

@@ -323,7 +323,8 @@ class Dense3DModel(nn.Module, PretrainedMixin):
                         None, "Dense3D has an image branch: give each item's frames (Dense3DInputs)"
                     )
                 f = frames[b]
-                parts.append(self.image(f.pixels, f.depth, f.intrinsics, f.cam_to_world).tokens)
+                xyz, valid = self.image.frame_positions(f)
+                parts.append(self.image(f.pixels, xyz=xyz, valid=valid).tokens)
             out.append(torch.cat(parts).to(self.llm.get_input_embeddings().weight.dtype))
         return out
 

@@ -35,6 +35,10 @@ class GroundingConfig:
     dim: int = 256  # width of the space the query and the objects are compared in
     temperature: float = 0.07
     cumulative: float = 0.4  # Multi3DRefer: take proposals until their probabilities sum to this
+    # Multi3DRefer, when > 0 (at prediction only, so it can be switched on for a trained model): take every
+    # proposal whose probability is at least `relative` x the top one's instead (grounding.py). 0: the
+    # paper's cumulative rule above.
+    relative: float = 0.0
     # Which patches make an object's feature: "fraction" (REFERENCE §5: >= min_fraction of the patch's
     # measured pixels inside the box, pos3d.patch_box_fraction) or "centre" (the patch's mean xyz inside
     # the box: cheaper, an approximation of the same rule).
@@ -65,6 +69,8 @@ class GroundingConfig:
     def __post_init__(self) -> None:
         if self.temperature <= 0 or not 0 < self.cumulative <= 1 or self.dim < 1:
             raise ModelError(None, "grounding config: temperature > 0, 0 < cumulative <= 1 and dim >= 1")
+        if not 0 <= self.relative <= 1:
+            raise ModelError(None, f"grounding config: 0 <= relative <= 1, got {self.relative}")
         if self.box_rule not in BOX_RULES:
             raise ModelError(
                 None, f"grounding config: box_rule must be one of {BOX_RULES}, not {self.box_rule!r}"

@@ -49,7 +49,10 @@ Selection (`select_proposals`): both tasks select nothing when the no-object cla
 probability. Otherwise ScanRefer takes the argmax, and Multi3DRefer takes proposals by descending
 probability until their cumulative probability reaches `cumulative` (0.4); the no-object entry is not
 part of that walk (its mass is not "covered" by any proposal, and stopping at it would drop a query whose
-probability is spread over many true targets).
+probability is spread over many true targets). The multi-positive loss above is lowest with the probability
+spread evenly over the n targets, and then the cumulative walk keeps ceil(0.4 n) of them: two of three
+chairs. With `GroundingConfig.relative` > 0 Multi3DRefer instead takes every proposal whose probability is
+at least `relative` times the top one's, which keeps all n of an even spread.
 """
 
 from __future__ import annotations
@@ -346,7 +349,7 @@ def grounding_loss(logits: list[Tensor], targets: list[list[int]]) -> Tensor:
     return torch.stack(losses).mean()
 
 
-def select_proposals(probs: Tensor, task: str, cumulative: float = 0.4) -> list[int]:
+def select_proposals(probs: Tensor, task: str, cumulative: float = 0.4, relative: float = 0.0) -> list[int]:
     """Chosen proposal indices from probabilities [K+1] (last: no object); see the module docstring."""
     if probs.ndim != 1 or probs.shape[0] < 1:
         raise ModelError(None, f"select_proposals: expected probabilities [K+1], got {tuple(probs.shape)}")
@@ -362,6 +365,9 @@ def select_proposals(probs: Tensor, task: str, cumulative: float = 0.4) -> list[
     if int(torch.argmax(probs)) == k:
         return []
     order = torch.argsort(probs[:k].float(), descending=True, stable=True).tolist()
+    if relative > 0:
+        top = float(probs[order[0]])
+        return [i for i in order if float(probs[i]) >= relative * top]
     chosen, total = [], 0.0
     for i in order:
         if total >= cumulative:

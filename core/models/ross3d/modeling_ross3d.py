@@ -286,11 +286,12 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         """Each sample's visual tokens; one batched image-branch call when the samples' frames stack."""
         device = self.device
         frames = [s.frames.to(device) for s in samples]
-        shapes = {(tuple(f.pixels.shape), tuple(f.depth.shape)) for f in frames}
+        places = [[t.to(device) for t in self.image.frame_positions(f)] for f in frames]
+        shapes = {(tuple(f.pixels.shape), tuple(xyz.shape)) for f, (xyz, _) in zip(frames, places)}
         if len(frames) == 1 or len(shapes) > 1:
             return [
-                self.image(f.pixels, f.depth, f.intrinsics, f.cam_to_world, frame_mask=mask)
-                for f, mask in zip(frames, frame_masks)
+                self.image(f.pixels, xyz=xyz, valid=valid, frame_mask=mask)
+                for f, (xyz, valid), mask in zip(frames, places, frame_masks)
             ]
         mask = None
         if any(m is not None for m in frame_masks):
@@ -299,10 +300,9 @@ class Ross3DModel(nn.Module, PretrainedMixin):
                 [m if m is not None else torch.zeros(count, dtype=torch.bool) for m in frame_masks]
             )
         out = self.image(
-            *(
-                torch.stack([getattr(f, k) for f in frames])
-                for k in ("pixels", "depth", "intrinsics", "cam_to_world")
-            ),
+            torch.stack([f.pixels for f in frames]),
+            xyz=torch.stack([xyz for xyz, _ in places]),
+            valid=torch.stack([valid for _, valid in places]),
             frame_mask=mask,
         )
         return [
@@ -373,17 +373,23 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         if cfg.box_rule == "centre":
             return tokens.valid[:, None] & boxes_contain(tokens.xyz, boxes)
         f = sample.frames.to(tokens.xyz.device)
-        frac = patch_box_fraction(
-            f.depth,
-            f.intrinsics,
-            f.cam_to_world,
-            self.image.encoder.patch_grid,
-            boxes,
-            pool=self.config.image.vision.pool,
-            pixel_stride=cfg.pixel_stride,
-            extent=self.image.encoder.grid_extent,
+        encoder, pool = self.image.encoder, self.config.image.vision.pool
+        key = ("box fraction", encoder.patch_grid, pool, cfg.pixel_stride, encoder.grid_extent)
+        key += (boxes.detach().cpu().numpy().tobytes(),)  # the same boxes of the same frames: computed once
+        frac = f.remember(
+            key,
+            lambda: patch_box_fraction(
+                f.depth,
+                f.intrinsics,
+                f.cam_to_world,
+                encoder.patch_grid,
+                boxes,
+                pool=pool,
+                pixel_stride=cfg.pixel_stride,
+                extent=encoder.grid_extent,
+            ),
         )
-        return frac.reshape(-1, boxes.shape[0]) >= cfg.min_fraction
+        return frac.to(boxes.device).reshape(-1, boxes.shape[0]) >= cfg.min_fraction
 
     def _box_features(
         self, sample: Ross3DSample, tokens: ImageTokens, boxes: Tensor, colours: bool = False
@@ -730,8 +736,10 @@ class Ross3DModel(nn.Module, PretrainedMixin):
 
     def select_proposals(self, probs: Tensor, task: str) -> list[int]:
         """ScanRefer: the argmax (none if it is "no object"); Multi3DRefer: by descending probability until
-        the cumulative probability reaches `config.grounding.cumulative` (grounding.py)."""
-        return _select(probs, task, self.config.grounding.cumulative)
+        the cumulative probability reaches `config.grounding.cumulative`, or with `relative` > 0 every
+        proposal within that factor of the top one (grounding.py)."""
+        cfg = self.config.grounding
+        return _select(probs, task, cfg.cumulative, cfg.relative)
 
     @torch.no_grad()
     def reconstruct(

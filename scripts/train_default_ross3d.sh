@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The shipped Ross3D default, end to end: generate the scenes, train the cpu-tiny preset (about 30-40 min on
+# The shipped Ross3D default, end to end: generate the scenes, train the cpu-tiny preset (about 25-35 min on
 # 2 CPU cores), predict and score the val split on all five benchmarks beside the blind baselines, and copy
 # the checkpoint to assets/ross3d. With --text-only, also train and score the same preset on blanked frames
-# (the text-only run the README compares against; another 30-40 min).
+# (the text-only run the README compares against; another 25-35 min).
 # Usage: scripts/train_default_ross3d.sh WORK_DIR [SEED] [--text-only]
 # Resumable: rerun the same command after an interruption (synth skips finished scenes, training resumes).
 # ROSS3D_SCENES rooms (default 48) are split into train and val as usual; ROSS3D_EXTRA_TRAIN_SCENES more rooms

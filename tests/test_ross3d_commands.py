@@ -283,7 +283,7 @@ def test_shipped_presets_load_and_the_default_fits_the_size_budget():
         # the denoisers (no 2D-pretrained one exists here) learn faster than the LLM, in every preset
         assert set(preset["train"]["lr_multipliers"]) == {"reconstruction."}
         assert preset["train"]["lr_multipliers"]["reconstruction."] > 1
-        assert set(preset["data"]) <= {"split", "tasks", "blank_frames"}
+        assert set(preset["data"]) <= {"split", "tasks", "blank_frames", "memory_scenes"}
     tiny = load_preset("ross3d", "cpu-tiny")
     config = config_from_dict(Ross3DConfig, tiny["model"], Path("cpu-tiny.json"))
     if config.grounding.class_match:  # `train ross3d` fills the vocabulary; 100 classes is more than it finds

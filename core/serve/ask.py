@@ -296,15 +296,14 @@ class SceneModels:
         from core.models.ross3d.processor_ross3d import Ross3DSample
 
         data = self._store.get(scene_id)
-        grounding = task in ("scanrefer", "multi3drefer")
-        return Ross3DSample(
+        return Ross3DSample(  # questions carry the proposals too: the grounded colour answers read them
             scene_id=scene_id,
             task=task,
             question=text,
             answer=None,
             frames=data.frames,
-            proposals=data.proposals if grounding else None,
-            proposal_ids=list(data.proposal_ids) if grounding else [],
+            proposals=data.proposals,
+            proposal_ids=list(data.proposal_ids),
             situation=situation,
         )
 

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 TASKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer")
 GROUNDING = ("scanrefer", "multi3drefer")
 WITH_PROPOSALS = ("scan2cap", "scanrefer", "multi3drefer")
+# ScanQA samples carry the proposals too (no targets): the colour answers ground their questions over them
+# (`core.models.ross3d.grounded_answers`).
+QUESTION_PROPOSALS = ("scanqa", "sqa3d")
 FILES = {  # task -> benchmark file under <root>/annotations (Scan2Cap reads ScanRefer's descriptions)
     "scanqa": "ScanQA_v1.0_{split}.json",
     "sqa3d": "v1_balanced_questions_{split}_scannetv2.json",
@@ -361,7 +364,7 @@ def make_sample(record: ConversationRecord, scene: SceneData, with_answer: bool 
     from core.models.ross3d.processor_ross3d import Ross3DSample
 
     task = record_task(record)
-    proposals = task in WITH_PROPOSALS
+    proposals = task in WITH_PROPOSALS or task in QUESTION_PROPOSALS
     meta = record.metadata
     return Ross3DSample(
         scene_id=scene.scene_id,
@@ -372,7 +375,7 @@ def make_sample(record: ConversationRecord, scene: SceneData, with_answer: bool 
         proposals=scene.proposals if proposals else None,
         proposal_ids=list(scene.proposal_ids) if proposals else [],
         proposal_labels=list(scene.proposal_labels) if proposals else [],
-        targets=record_targets(record, scene.proposal_ids) if proposals and not scene.external else [],
+        targets=record_targets(record, scene.proposal_ids) if task in WITH_PROPOSALS and not scene.external else [],
         view_targets=scene.view_targets,
         bev_target=scene.bev_target,
         bev_mask=scene.bev_mask,

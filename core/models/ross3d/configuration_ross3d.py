@@ -134,6 +134,12 @@ class Ross3DConfig:
     # of the object classifier's class names for the box, through a learned gate (caption_copy.py). False:
     # the LM alone (the paper).
     caption_copy: bool = False
+    # ScanQA, at prediction only (so either can be switched on in a trained checkpoint's config.json;
+    # grounded_answers.py). answer_colour: when the LLM's answer is one colour word, answer instead the colour
+    # of the pixels inside the box the grounding head picks for the question. answer_count: when it is a
+    # number, answer the number of proposals the Multi3DRefer rule selects. False: the LLM's words (paper).
+    answer_colour: bool = False
+    answer_count: bool = False
     max_new_tokens: int = 24
     max_question_tokens: int = 128
     recipe: dict[str, Any] = field(default_factory=dict)  # how the checkpoint was trained (set by core.train)

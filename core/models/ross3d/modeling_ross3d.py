@@ -66,6 +66,14 @@ from core.models.ross3d.caption_copy import (
     lm_head_inputs,
 )
 from core.models.ross3d.configuration_ross3d import Ross3DConfig
+from core.models.ross3d.grounded_answers import (
+    COLOUR_TASKS,
+    COUNT_TASKS,
+    box_pixel_colours,
+    colour_word,
+    is_colour_answer,
+    is_count_answer,
+)
 from core.models.ross3d.grounding import (
     GroundingHead,
     box_colour_shares,
@@ -93,6 +101,7 @@ from core.models.ross3d.reconstruction import (
 )
 from core.models.ross3d.targets import tokens_to_latent
 from core.models.ross3d.vae import FrozenVAE
+from core.text import answer_number
 
 __all__ = [
     "GROUNDING_TASKS",
@@ -713,7 +722,48 @@ class Ross3DModel(nn.Module, PretrainedMixin):
                 if end and end in text_out:
                     text_out = text_out.split(end)[0]
             answers.append(" ".join(text_out.split()))
-        return answers
+        return self._grounded_answers(samples, answers)
+
+    def _grounded_answers(self, samples: list[Ross3DSample], answers: list[str]) -> list[str]:
+        """ScanQA rows the LLM answered with a colour word (`answer_colour`) or a number (`answer_count`) get
+        the value from the objects the grounding head picks for their question (grounded_answers.py); the
+        others keep their answer."""
+        cfg = self.config
+        out = list(answers)
+        for task, wanted, on, tasks in (
+            ("scanrefer", is_colour_answer, cfg.answer_colour, COLOUR_TASKS),
+            ("multi3drefer", is_count_answer, cfg.answer_count, COUNT_TASKS),
+        ):
+            rows = [
+                b
+                for b, (s, text) in enumerate(zip(samples, answers))
+                if on and s.task in tasks and s.proposals is not None and len(s.proposals)
+                if wanted(text)
+            ]
+            if not rows:
+                continue
+            asked = [replace(samples[b], task=task, answer=None, targets=[]) for b in rows]
+            for b, probs in zip(rows, self.ground(asked)):
+                chosen = self.select_proposals(probs, task)
+                if task == "multi3drefer":
+                    out[b] = answer_number(len(chosen))
+                elif chosen:  # "no object": nothing to read the colour from
+                    word = colour_word(self.pixel_colours(samples[b])[chosen[0]])
+                    out[b] = word if word is not None else out[b]
+        return out
+
+    def pixel_colours(self, sample: Ross3DSample) -> Tensor:
+        """[K, W] colour word shares of the pixels inside each of the sample's proposals (computed once per
+        scene's frames and boxes; grounded_answers.py)."""
+        f, boxes = sample.frames, sample.proposals
+        encoder = self.image.encoder
+        key = ("pixel colours", boxes.detach().cpu().numpy().tobytes())
+        return f.remember(
+            key,
+            lambda: box_pixel_colours(
+                f.pixels, f.depth, f.intrinsics, f.cam_to_world, boxes, encoder.image_mean, encoder.image_std
+            ),
+        )
 
     @torch.no_grad()
     def ground(self, batch: Ross3DBatch | list[Ross3DSample]) -> list[Tensor]:

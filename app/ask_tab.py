@@ -468,9 +468,18 @@ def answer_html(ctx: AppContext, scene_id: str | None, question: str, situation:
     except ModelUnavailable as exc:
         return f'<p class="ask-note muted">{escape(str(exc))}</p>'
     kind = "SQA3D" if (situation or "").strip() else "ScanQA"
+    source = ""
+    if result.source != "llm":  # say where a grounded answer's value came from
+        read = {"colour": "colour of the pixels of", "count": "count of"}.get(result.source, result.source)
+        names = ", ".join(f"{label.replace('_', ' ')} · id {i}" for i, label in result.objects)
+        source = (
+            f' <span class="ask-answer-source muted" data-source="{escape(result.source)}">'
+            f"(the {read} {escape(names) or 'no object'}; the LLM said "
+            f"<q>{escape(result.llm_text)}</q>)</span>"
+        )
     return (
         f'<div class="ask-answer" data-kind="{kind}"><b>Ross3D ({kind})</b>: '
-        f'<span class="ask-answer-text">{escape(result.text) or "(no answer)"}</span> '
+        f'<span class="ask-answer-text">{escape(result.text) or "(no answer)"}</span>{source} '
         f'<span class="muted">({result.seconds * 1000:.0f} ms)</span></div>'
     )
 

@@ -20,10 +20,11 @@ from core.__main__ import main
 from core.data.datasets import ross3d_samples as rs
 from core.data.scanrefer import read_scanrefer
 from core.eval import predict_ross3d
-from core.models.ross3d.modeling_ross3d import Ross3DModel
+from core.models.ross3d.modeling_ross3d import GroundedAnswer, Ross3DModel
 from core.train.cli import available_presets, load_preset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _preset(tmp_path: Path, name: str, change=None) -> Path:
     preset = copy.deepcopy(PRESET)
@@ -156,6 +157,10 @@ def test_predict_writes_what_eval_scores(trained, synth_root, tmp_path, task, ca
         assert result["num_missing"] == 0
     shown = json.loads(details.read_text())
     assert len(shown) == expected
+    if task not in rs.GROUNDING:  # where each answer came from
+        assert all(
+            d["answer_source"] in ("llm", "colour", "count") and "llm_answer" in d for d in shown.values()
+        )
     if task in rs.GROUNDING:
         for d in shown.values():
             probs = torch.tensor(d["probs"])
@@ -179,6 +184,9 @@ class _Oracle:
             meta = self.by_id[s.sample_id].metadata
             out.append(meta["answers"][0] if "answers" in meta else self.references[meta["key"]])
         return out
+
+    def answer_details(self, batch):
+        return [GroundedAnswer(text, text) for text in self.answer(batch)]
 
     def ground(self, batch):
         out = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -167,6 +168,7 @@ def test_shipped_grounded_answers_beat_the_llm_on_unseen_rooms(shipped, synth_ro
 def test_the_app_answers_colour_questions_as_predict_does(shipped, synth_root):
     """The app's "Ask Ross3D" (`SceneModels.answer`) builds its own samples: they carry the proposals too, so
     a colour question gets the same grounded answer there as from `python -m core predict ross3d`."""
+    from app.ask_tab import answer_html
     from core.serve.ask import SceneModels
 
     models = SceneModels(synth_root, None, SHIPPED, threads=1)
@@ -177,8 +179,32 @@ def test_the_app_answers_colour_questions_as_predict_does(shipped, synth_root):
         if r.metadata["question"].lower().startswith("what color")
     ][:6]
     assert records
-    predicted = [p.text for p in predictor.run(records, "scanqa", False).predictions]
-    app = [models.answer(r.scene_id, r.metadata["question"]).text for r in records]
-    assert app == predicted
+    run = predictor.run(records, "scanqa", False)
+    predicted = [p.text for p in run.predictions]
+    for p in run.predictions:  # what `predict --details` writes: the LLM's word and the box read from
+        shown = p.details()
+        assert shown["answer"] == p.text and is_colour_answer(shown["llm_answer"])
+        if shown["answer_source"] == "colour":
+            scene = predictor.store.get(p.record.scene_id)
+            assert (
+                len(shown["evidence_object_ids"]) == 1
+                and shown["evidence_object_ids"][0] in scene.proposal_ids
+            )
+        else:
+            assert shown["answer_source"] == "llm" and shown["answer"] == shown["llm_answer"]
+    results = [models.answer(r.scene_id, r.metadata["question"]) for r in records]
+    assert [r.text for r in results] == predicted
+    for record, result, p in zip(
+        records, results, run.predictions
+    ):  # the app says where the colour came from
+        html = answer_html(SimpleNamespace(models=models), record.scene_id, record.metadata["question"])
+        assert result.source == p.details()["answer_source"]
+        if result.source == "colour":
+            ((object_id, label),) = result.objects
+            assert object_id == p.details()["evidence_object_ids"][0]
+            assert 'data-source="colour"' in html and f"{label.replace('_', ' ')} · id {object_id}" in html
+            assert f"<q>{result.llm_text}</q>" in html
+        else:
+            assert "data-source" not in html
     from_pixels = [text for text in predicted if text not in ("black", "white")]
     assert from_pixels  # some answers are read from the pixels, not the LLM's two colour words

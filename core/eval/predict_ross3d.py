@@ -89,6 +89,7 @@ class Prediction:
     boxes: np.ndarray | None = None  # (K, 6) chosen boxes
     probs: list[float] | None = None  # [K+1], last = no object
     proposal_ids: list[int] = field(default_factory=list)
+    answer: Any = None  # QA / captions: the model's `GroundedAnswer` (the LLM's words and their source)
 
     @property
     def key(self) -> str:
@@ -98,6 +99,10 @@ class Prediction:
         out: dict[str, Any] = {"scene_id": self.record.scene_id, "task": self.record.metadata["dataset"]}
         if self.text is not None:
             out["answer"] = self.text
+        if self.answer is not None:
+            out["answer_source"] = self.answer.source  # "llm", or read from the grounded proposals
+            out["llm_answer"] = self.answer.llm_text
+            out["evidence_object_ids"] = list(self.answer.object_ids)
         if self.probs is not None:
             out["chosen"] = list(self.chosen)
             out["chosen_object_ids"] = [self.proposal_ids[i] for i in self.chosen]  # -1: a file's proposal
@@ -161,8 +166,8 @@ class Ross3DPredictor:
                             records[i], None, chosen, boxes, probs.tolist(), list(sample.proposal_ids)
                         )
                 else:
-                    for i, text in zip(chunk, self.model.answer(batch)):
-                        out[i] = Prediction(records[i], text)
+                    for i, answer in zip(chunk, self.model.answer_details(batch)):
+                        out[i] = Prediction(records[i], answer.text, answer=answer)
                 bar.update(len(chunk))
         return PredictRun(task, [p for p in out if p is not None], time.perf_counter() - started)
 

@@ -86,6 +86,9 @@ class GroundResult:
 class AnswerResult:
     text: str
     seconds: float
+    source: str = "llm"  # "llm", or "colour" / "count": read from the objects the question names
+    llm_text: str = ""  # the LLM's own answer
+    objects: list[tuple[int, str]] = field(default_factory=list)  # (object id, label) read from
 
 
 @dataclass
@@ -332,12 +335,14 @@ class SceneModels:
         model = self.model("ross3d")
         task = "sqa3d" if situation.strip() else "scanqa"
 
-        def run() -> str:
+        def run() -> Any:
             sample = self._sample(scene_id, task, question, situation.strip() or None)
-            return model.answer([sample.to(model.device)])[0]
+            return model.answer_details([sample.to(model.device)])[0]
 
-        text, seconds = self._timed(run)
-        return AnswerResult(text, seconds)
+        detail, seconds = self._timed(run)
+        labels = self.labels(scene_id) if detail.object_ids else {}
+        objects = [(i, labels.get(i, "object")) for i in detail.object_ids]
+        return AnswerResult(detail.text, seconds, detail.source, detail.llm_text, objects)
 
     def reconstruct(
         self, scene_id: str, steps: int = 10, sampler: str = "ddim", seed: int = 0

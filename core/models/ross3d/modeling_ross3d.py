@@ -106,6 +106,7 @@ from core.text import answer_number
 __all__ = [
     "GROUNDING_TASKS",
     "TASKS",
+    "GroundedAnswer",
     "Ross3DBatch",
     "Ross3DModel",
     "Ross3DReconstruction",
@@ -188,6 +189,17 @@ def _mean_image_psnr(reference: Tensor, mask: Tensor | None) -> float:
         w = mask[:, None].to(reference.dtype)
         mean = (reference * w).sum(dim=(2, 3), keepdim=True) / w.sum(dim=(2, 3), keepdim=True).clamp(min=1)
     return psnr(mean.expand_as(reference), reference, mask)
+
+
+@dataclass
+class GroundedAnswer:
+    """One answer and where it came from (`Ross3DModel.answer_details`)."""
+
+    text: str
+    llm_text: str  # the LLM's own answer (the same as `text` when source is "llm")
+    source: str = "llm"  # "llm", or "colour" / "count": read from the grounded proposals
+    proposals: list[int] = field(default_factory=list)  # indices into the sample's proposals read from
+    object_ids: list[int] = field(default_factory=list)  # their object ids (-1: a file's proposal)
 
 
 @dataclass
@@ -679,6 +691,12 @@ class Ross3DModel(nn.Module, PretrainedMixin):
     @torch.no_grad()
     def answer(self, batch: Ross3DBatch | list[Ross3DSample]) -> list[str]:
         """Greedy answers (ScanQA, SQA3D, Scan2Cap; any task's text answer) from all frames."""
+        return [detail.text for detail in self.answer_details(batch)]
+
+    @torch.no_grad()
+    def answer_details(self, batch: Ross3DBatch | list[Ross3DSample]) -> list[GroundedAnswer]:
+        """`answer()` with where each answer came from: the LLM's own words, and for a grounded answer the
+        proposals it was read from (grounded_answers.py)."""
         samples = self._as_batch(batch).samples
         visual = self._visual(samples, [None] * len(samples))
         text = self.processor.batch(samples, with_answers=False, padding_side="left")
@@ -724,12 +742,12 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             answers.append(" ".join(text_out.split()))
         return self._grounded_answers(samples, answers)
 
-    def _grounded_answers(self, samples: list[Ross3DSample], answers: list[str]) -> list[str]:
+    def _grounded_answers(self, samples: list[Ross3DSample], answers: list[str]) -> list[GroundedAnswer]:
         """ScanQA rows the LLM answered with a colour word (`answer_colour`) or a number (`answer_count`) get
         the value from the objects the grounding head picks for their question (grounded_answers.py); the
         others keep their answer."""
         cfg = self.config
-        out = list(answers)
+        out = [GroundedAnswer(text, text) for text in answers]
         for task, wanted, on, tasks in (
             ("scanrefer", is_colour_answer, cfg.answer_colour, COLOUR_TASKS),
             ("multi3drefer", is_count_answer, cfg.answer_count, COUNT_TASKS),
@@ -745,11 +763,13 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             asked = [replace(samples[b], task=task, answer=None, targets=[]) for b in rows]
             for b, probs in zip(rows, self.ground(asked)):
                 chosen = self.select_proposals(probs, task)
+                ids = [samples[b].proposal_ids[i] for i in chosen] if samples[b].proposal_ids else []
                 if task == "multi3drefer":
-                    out[b] = answer_number(len(chosen))
+                    out[b] = GroundedAnswer(answer_number(len(chosen)), answers[b], "count", chosen, ids)
                 elif chosen:  # "no object": nothing to read the colour from
                     word = colour_word(self.pixel_colours(samples[b])[chosen[0]])
-                    out[b] = word if word is not None else out[b]
+                    if word is not None:
+                        out[b] = GroundedAnswer(word, answers[b], "colour", chosen, ids)
         return out
 
     def pixel_colours(self, sample: Ross3DSample) -> Tensor:

@@ -19,6 +19,7 @@ from core.eval.answers import clean_answer
 from core.models.errors import ModelError
 from core.models.ross3d.grounded_answers import (
     box_pixel_colours,
+    colour_subject,
     colour_word,
     is_colour_answer,
     is_count_answer,
@@ -47,6 +48,13 @@ def test_answer_kinds_are_one_colour_word_or_one_number():
     assert not is_colour_answer("light blue") and not is_colour_answer("two") and not is_colour_answer("")
     assert is_count_answer("two") and is_count_answer("21") and is_count_answer("twenty-one.")
     assert not is_count_answer("two chairs") and not is_count_answer("white") and not is_count_answer("")
+
+
+def test_a_colour_question_is_grounded_by_the_description_it_holds():
+    assert colour_subject("What color is the shoe closest to the door?") == "the shoe closest to the door."
+    assert colour_subject("what colour are the pillows on the bed ?") == "the pillows on the bed."
+    assert colour_subject("What color is the trash can behind me?") == "the trash can behind me."
+    assert colour_subject("What is on the table?") == "What is on the table?"  # not a colour question
 
 
 def test_pixels_in_a_box_name_the_colour_the_generator_measured(shipped, synth_root):

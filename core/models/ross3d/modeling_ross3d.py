@@ -70,6 +70,7 @@ from core.models.ross3d.grounded_answers import (
     COLOUR_TASKS,
     COUNT_TASKS,
     box_pixel_colours,
+    colour_subject,
     colour_word,
     is_colour_answer,
     is_count_answer,
@@ -760,13 +761,21 @@ class Ross3DModel(nn.Module, PretrainedMixin):
             ]
             if not rows:
                 continue
-            asked = [replace(samples[b], task=task, answer=None, targets=[]) for b in rows]
+            asked = [
+                replace(s, task=task, answer=None, targets=[], question=colour_subject(s.question))
+                if task == "scanrefer"
+                else replace(s, task=task, answer=None, targets=[])
+                for s in (samples[b] for b in rows)
+            ]
             for b, probs in zip(rows, self.ground(asked)):
-                chosen = self.select_proposals(probs, task)
+                if task == "multi3drefer":
+                    chosen = self.select_proposals(probs, task)
+                else:  # the most probable object: a question about one presupposes it ("no object" passed)
+                    chosen = [int(probs[:-1].argmax())]
                 ids = [samples[b].proposal_ids[i] for i in chosen] if samples[b].proposal_ids else []
                 if task == "multi3drefer":
                     out[b] = GroundedAnswer(answer_number(len(chosen)), answers[b], "count", chosen, ids)
-                elif chosen:  # "no object": nothing to read the colour from
+                else:
                     word = colour_word(self.pixel_colours(samples[b])[chosen[0]])
                     if word is not None:
                         out[b] = GroundedAnswer(word, answers[b], "colour", chosen, ids)

@@ -76,6 +76,21 @@ def test_multi3drefer_relative_rule_keeps_every_target_of_an_even_spread() -> No
     assert model.select_proposals(even, "multi3drefer") == [0, 2]
 
 
+def test_scanrefer_without_no_object_takes_the_best_proposal_whatever_no_object_scores() -> None:
+    none_on_top = P(0.2, 0.3, 0.1, 0.4)  # last entry: no object
+    assert select_proposals(none_on_top, "scanrefer") == []  # the default: "no object" may win
+    assert select_proposals(none_on_top, "scanrefer", single_no_object=False) == [1]
+    assert select_proposals(P(0.1, 0.02, 0.88), "scanrefer", single_no_object=False) == [0]
+    assert select_proposals(P(1.0), "scanrefer", single_no_object=False) == []  # no proposals at all
+    # Multi3DRefer keeps its zero-target answer: the option is for single-target tasks only
+    assert select_proposals(P(0.2, 0.2, 0.6), "multi3drefer", relative=0.5, single_no_object=False) == []
+    # the model reads it from its config, as a trained checkpoint's config.json sets it
+    model = Ross3DModel(tiny_config(grounding={"dim": 32, "single_no_object": False}))
+    assert model.select_proposals(none_on_top, "scanrefer") == [1]
+    model.config.grounding.single_no_object = True
+    assert model.select_proposals(none_on_top, "scanrefer") == []
+
+
 # ------------------------------------------------------------------------------- loss and logits
 
 

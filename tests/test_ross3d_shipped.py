@@ -56,9 +56,13 @@ def test_shipped_model_grounds_unseen_rooms_and_answers_within_2_s(synth_root, t
     report = tmp_path / "eval.json"
     argv = ["eval", "scanrefer", "--gt", str(gt), "--pred", str(pred), "--scans", str(synth_root), "--out"]
     assert main([*argv, str(report), "--no-meteor"]) == 0
-    overall = json.loads(report.read_text())["metrics"]["overall"]
+    scored = json.loads(report.read_text())
+    overall = scored["metrics"]["overall"]
     assert overall["count"] == len(rows) > 60
     assert overall["Acc@0.25"] > 0.10, overall
+    # every ScanRefer description has one target: the shipped config never answers "no object" there
+    assert model.config.grounding.single_no_object is False
+    assert scored["num_missing"] == 0, scored["missing"][:5]
 
     question = rs.build_records(synth_root, "val", ("scanqa",), 1, predict=True)[0]
     sample = rs.make_sample(question, predictor.store.get(question.scene_id), False)

@@ -39,6 +39,10 @@ class GroundingConfig:
     # proposal whose probability is at least `relative` x the top one's instead (grounding.py). 0: the
     # paper's cumulative rule above.
     relative: float = 0.0
+    # ScanRefer (one target per description, by the benchmark's definition), at prediction only: True lets
+    # "no object" win, which can never be right there (checkpoints made before this option); False takes the
+    # most probable proposal always, as the paper's ScanRefer head (no "no object" in it) does.
+    single_no_object: bool = True
     # Which patches make an object's feature: "fraction" (REFERENCE §5: >= min_fraction of the patch's
     # measured pixels inside the box, pos3d.patch_box_fraction) or "centre" (the patch's mean xyz inside
     # the box: cheaper, an approximation of the same rule).

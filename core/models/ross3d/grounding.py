@@ -46,7 +46,9 @@ the anchor class the sentence names (read by `AnchorReader`, told the class the 
 each box's gap to a box of that class, weighted by the object classifier's probability of it.
 
 Selection (`select_proposals`): both tasks select nothing when the no-object class has the highest
-probability. Otherwise ScanRefer takes the argmax, and Multi3DRefer takes proposals by descending
+probability, unless `GroundingConfig.single_no_object` is False: then ScanRefer, whose every description
+has exactly one target, takes the most probable proposal whatever "no object" scores (the no-object class
+is there for Multi3DRefer's zero-target queries). Otherwise ScanRefer takes the argmax, and Multi3DRefer takes proposals by descending
 probability until their cumulative probability reaches `cumulative` (0.4); the no-object entry is not
 part of that walk (its mass is not "covered" by any proposal, and stopping at it would drop a query whose
 probability is spread over many true targets). The multi-positive loss above is lowest with the probability
@@ -349,12 +351,16 @@ def grounding_loss(logits: list[Tensor], targets: list[list[int]]) -> Tensor:
     return torch.stack(losses).mean()
 
 
-def select_proposals(probs: Tensor, task: str, cumulative: float = 0.4, relative: float = 0.0) -> list[int]:
+def select_proposals(
+    probs: Tensor, task: str, cumulative: float = 0.4, relative: float = 0.0, single_no_object: bool = True
+) -> list[int]:
     """Chosen proposal indices from probabilities [K+1] (last: no object); see the module docstring."""
     if probs.ndim != 1 or probs.shape[0] < 1:
         raise ModelError(None, f"select_proposals: expected probabilities [K+1], got {tuple(probs.shape)}")
     k = probs.shape[0] - 1
     if task in SINGLE_TARGET_TASKS:
+        if not single_no_object:
+            return [int(torch.argmax(probs[:k]))] if k else []
         best = int(torch.argmax(probs))
         return [] if best == k else [best]
     if task not in MULTI_TARGET_TASKS:

@@ -814,11 +814,12 @@ class Ross3DModel(nn.Module, PretrainedMixin):
         return [row.float().softmax(0).cpu() for row in logits]
 
     def select_proposals(self, probs: Tensor, task: str) -> list[int]:
-        """ScanRefer: the argmax (none if it is "no object"); Multi3DRefer: by descending probability until
-        the cumulative probability reaches `config.grounding.cumulative`, or with `relative` > 0 every
-        proposal within that factor of the top one (grounding.py)."""
+        """ScanRefer: the argmax (none if it is "no object", unless `single_no_object` is False: then the
+        most probable proposal); Multi3DRefer: by descending probability until the cumulative probability
+        reaches `config.grounding.cumulative`, or with `relative` > 0 every proposal within that factor of the
+        top one (grounding.py)."""
         cfg = self.config.grounding
-        return _select(probs, task, cfg.cumulative, cfg.relative)
+        return _select(probs, task, cfg.cumulative, cfg.relative, cfg.single_no_object)
 
     @torch.no_grad()
     def reconstruct(

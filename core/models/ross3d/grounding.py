@@ -48,7 +48,8 @@ each box's gap to a box of that class, weighted by the object classifier's proba
 Selection (`select_proposals`): both tasks select nothing when the no-object class has the highest
 probability, unless `GroundingConfig.single_no_object` is False: then ScanRefer, whose every description
 has exactly one target, takes the most probable proposal whatever "no object" scores (the no-object class
-is there for Multi3DRefer's zero-target queries). Otherwise ScanRefer takes the argmax, and Multi3DRefer takes proposals by descending
+is there for Multi3DRefer's zero-target queries). Otherwise ScanRefer takes the argmax, and Multi3DRefer
+takes proposals by descending
 probability until their cumulative probability reaches `cumulative` (0.4); the no-object entry is not
 part of that walk (its mass is not "covered" by any proposal, and stopping at it would drop a query whose
 probability is spread over many true targets). The multi-positive loss above is lowest with the probability

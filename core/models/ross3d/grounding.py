@@ -49,12 +49,11 @@ Selection (`select_proposals`): both tasks select nothing when the no-object cla
 probability, unless `GroundingConfig.single_no_object` is False: then ScanRefer, whose every description
 has exactly one target, takes the most probable proposal whatever "no object" scores (the no-object class
 is there for Multi3DRefer's zero-target queries). Otherwise ScanRefer takes the argmax, and Multi3DRefer
-takes proposals by descending
-probability until their cumulative probability reaches `cumulative` (0.4); the no-object entry is not
-part of that walk (its mass is not "covered" by any proposal, and stopping at it would drop a query whose
-probability is spread over many true targets). The multi-positive loss above is lowest with the probability
-spread evenly over the n targets, and then the cumulative walk keeps ceil(0.4 n) of them: two of three
-chairs. With `GroundingConfig.relative` > 0 Multi3DRefer instead takes every proposal whose probability is
+takes proposals by descending probability until their cumulative probability reaches `cumulative` (0.4);
+the no-object entry is not part of that walk (its mass is not "covered" by any proposal, and stopping at
+it would drop a query whose probability is spread over many true targets). The multi-positive loss above
+is lowest with the probability spread evenly over the n targets, and then the cumulative walk keeps
+ceil(0.4 n) of them: two of three chairs. With `GroundingConfig.relative` > 0 Multi3DRefer instead takes every proposal whose probability is
 at least `relative` times the top one's, which keeps all n of an even spread.
 """
 

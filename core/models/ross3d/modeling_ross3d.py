@@ -771,7 +771,7 @@ class Ross3DModel(nn.Module, PretrainedMixin):
                 if task == "multi3drefer":
                     chosen = self.select_proposals(probs, task)
                 else:  # the most probable object: a question about one presupposes it ("no object" passed)
-                    chosen = [int(probs[:-1].argmax())]
+                    chosen = _select(probs, "scanrefer", single_no_object=False)
                 ids = [samples[b].proposal_ids[i] for i in chosen] if samples[b].proposal_ids else []
                 if task == "multi3drefer":
                     out[b] = GroundedAnswer(answer_number(len(chosen)), answers[b], "count", chosen, ids)

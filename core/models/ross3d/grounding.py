@@ -53,8 +53,9 @@ takes proposals by descending probability until their cumulative probability rea
 the no-object entry is not part of that walk (its mass is not "covered" by any proposal, and stopping at
 it would drop a query whose probability is spread over many true targets). The multi-positive loss above
 is lowest with the probability spread evenly over the n targets, and then the cumulative walk keeps
-ceil(0.4 n) of them: two of three chairs. With `GroundingConfig.relative` > 0 Multi3DRefer instead takes every proposal whose probability is
-at least `relative` times the top one's, which keeps all n of an even spread.
+ceil(0.4 n) of them: two of three chairs. With `GroundingConfig.relative` > 0 Multi3DRefer instead takes
+every proposal whose probability is at least `relative` times the top one's, which keeps all n of an
+even spread.
 """
 
 from __future__ import annotations
